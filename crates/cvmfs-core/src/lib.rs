@@ -1,0 +1,20 @@
+//! The CernVM-FS repository formats, byte-compatible with the upstream C++ implementation.
+//!
+//! What it does: content hashes and object names, zlib objects with one-pass
+//! inflate-and-verify, the signed manifest, the whitelist, certificates and blacklists,
+//! catalogs (SQLite) with nested-catalog path resolution, the history (tags) database,
+//! extended-attribute blobs and variant symlinks.
+//!
+//! What it is not for: it performs no network I/O, keeps no cache and knows nothing of
+//! FUSE. Callers hand it bytes (or files) and get typed values or typed errors back;
+//! `cvmfs-proxy`, `cvmfs-cache` and `cvmfs-client` build the client on top of it.
+//! Every parser here takes hostile input: it returns an error, never panics or loops.
+
+pub mod compression;
+pub mod hash;
+pub mod object;
+pub mod verify;
+
+pub use compression::Compression;
+pub use hash::{Algorithm, ContentHash, PathKey};
+pub use object::{ObjectId, ObjectKind};
