@@ -158,6 +158,8 @@ fn classify_write_error(error: io::Error, limit: u64, inflating: bool) -> Verify
     let corrupt = matches!(error.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput);
     if over_limit {
         VerifyError::TooLarge { limit }
+    } else if inflating && error.kind() == io::ErrorKind::UnexpectedEof {
+        VerifyError::Truncated
     } else if inflating && corrupt {
         VerifyError::Inflate(error)
     } else {
