@@ -1,0 +1,7 @@
+//! PLACEHOLDER: filled in by the issue that owns this bench.
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn placeholder(_c: &mut Criterion) {}
+
+criterion_group!(benches, placeholder);
+criterion_main!(benches);
