@@ -4,4 +4,5 @@
 //!
 //! What it is not for: mounting (that is `cvmfs2`) or caching; every run starts cold.
 
+pub mod cli;
 pub mod listing;
