@@ -39,10 +39,8 @@ pub fn reference_repo() -> FixtureRepo {
     let storage = tmp.path().join("fixture.test.local");
     std::fs::create_dir_all(&storage).expect("create storage dir");
     untar(&src.join("storage.tar.gz"), &storage);
-    let expected = ["r1", "r2"]
-        .iter()
-        .map(|tag| (tag.to_string(), src.join(format!("expected-{tag}.tsv"))))
-        .collect();
+    let expected =
+        ["r1", "r2"].iter().map(|tag| (tag.to_string(), src.join(format!("expected-{tag}.tsv")))).collect();
     FixtureRepo {
         fqrn: "fixture.test.local".into(),
         storage,
@@ -76,13 +74,7 @@ pub const LEGACY_NOW: u64 = 1_446_336_000;
 pub const REFERENCE_NOW: u64 = 1_796_083_200;
 
 fn untar(archive: &Path, into: &Path) {
-    let status = Command::new("tar")
-        .arg("xzf")
-        .arg(archive)
-        .arg("-C")
-        .arg(into)
-        .status()
-        .expect("run tar");
+    let status = Command::new("tar").arg("xzf").arg(archive).arg("-C").arg(into).status().expect("run tar");
     assert!(status.success(), "tar xzf {} failed", archive.display());
 }
 

@@ -85,7 +85,8 @@ fn render_row(row: &Row, group: Option<usize>, out: &mut String) {
 
 /// `user.*` attributes only (the fixtures list no others), sorted by name.
 fn render_xattrs(xattrs: &[(String, Vec<u8>)]) -> String {
-    let mut user: Vec<&(String, Vec<u8>)> = xattrs.iter().filter(|(name, _)| name.starts_with("user.")).collect();
+    let mut user: Vec<&(String, Vec<u8>)> =
+        xattrs.iter().filter(|(name, _)| name.starts_with("user.")).collect();
     if user.is_empty() {
         return "-".into();
     }
@@ -121,7 +122,11 @@ mod tests {
         let mut dir = row("/attrs/dir", Kind::Directory);
         dir.permissions = 0o40755;
         dir.size = 4096;
-        dir.xattrs = vec![("user.b".into(), b"2".to_vec()), ("user.a".into(), Vec::new()), ("trusted.x".into(), vec![1])];
+        dir.xattrs = vec![
+            ("user.b".into(), b"2".to_vec()),
+            ("user.a".into(), Vec::new()),
+            ("trusted.x".into(), vec![1]),
+        ];
         let mut link = row("/sym", Kind::Symlink);
         link.symlink = Some("$(ARCH)/x".into());
         let mut a = row("/hl_b", Kind::File);
