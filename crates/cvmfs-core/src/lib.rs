@@ -10,10 +10,23 @@
 //! `cvmfs-proxy`, `cvmfs-cache` and `cvmfs-client` build the client on top of it.
 //! Every parser here takes hostile input: it returns an error, never panics or loops.
 
+pub mod blacklist;
+pub mod breadcrumb;
+pub mod catalog;
+pub mod certificate;
 pub mod compression;
 pub mod hash;
+pub mod history;
+pub mod letter;
+pub mod manifest;
 pub mod object;
+pub mod path;
+pub mod signature;
+pub mod trust;
+pub mod variant;
 pub mod verify;
+pub mod whitelist;
+pub mod xattr;
 
 pub use compression::Compression;
 pub use hash::{Algorithm, ContentHash, PathKey};
