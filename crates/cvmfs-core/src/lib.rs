@@ -21,6 +21,7 @@ pub mod letter;
 pub mod manifest;
 pub mod object;
 pub mod path;
+pub mod repository;
 pub mod signature;
 pub mod trust;
 pub mod variant;

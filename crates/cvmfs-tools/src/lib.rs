@@ -5,5 +5,6 @@
 //! What it is not for: mounting (that is `cvmfs2`) or caching; every run starts cold.
 
 pub mod cli;
+pub mod inspect;
 pub mod listing;
 pub mod source;

@@ -9,7 +9,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use cvmfs_core::repository::RepositorySource;
+use cvmfs_core::trust::SourceError as BoxError;
 
 use thiserror::Error;
 
@@ -28,17 +32,10 @@ pub enum SourceError {
     BadRepository(String),
 }
 
-/// Raw bytes of repository files by path relative to the repository root.
-pub trait Source {
-    fn fetch(&self, rel: &str) -> Result<Vec<u8>, SourceError>;
-    /// Where `rel` lives, for error messages (a path or a URL).
-    fn location(&self, rel: &str) -> String;
-}
-
 /// Opens `--repo`: an existing directory or an `http://` URL.
-pub fn open(repo: &str) -> Result<Box<dyn Source>, SourceError> {
+pub fn open(repo: &str) -> Result<Arc<dyn RepositorySource>, SourceError> {
     if let Some(rest) = repo.strip_prefix("http://") {
-        return Ok(Box::new(HttpSource::new(rest)?));
+        return Ok(Arc::new(HttpSource::new(rest)?));
     }
     if repo.starts_with("https://") {
         return Err(SourceError::BadRepository(format!(
@@ -47,7 +44,7 @@ pub fn open(repo: &str) -> Result<Box<dyn Source>, SourceError> {
     }
     let dir = PathBuf::from(repo);
     if dir.is_dir() {
-        return Ok(Box::new(DirSource { root: dir }));
+        return Ok(Arc::new(DirSource { root: dir }));
     }
     Err(SourceError::BadRepository(repo.to_string()))
 }
@@ -57,13 +54,14 @@ pub struct DirSource {
     pub root: PathBuf,
 }
 
-impl Source for DirSource {
-    fn fetch(&self, rel: &str) -> Result<Vec<u8>, SourceError> {
+impl RepositorySource for DirSource {
+    fn fetch(&self, rel: &str) -> Result<Vec<u8>, BoxError> {
         let path = self.resolve(rel)?;
-        std::fs::read(&path).map_err(|e| match e.kind() {
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => SourceError::NotFound { location: path.display().to_string() },
             _ => SourceError::Failed { location: path.display().to_string(), message: e.to_string() },
-        })
+        })?;
+        Ok(bytes)
     }
 
     fn location(&self, rel: &str) -> String {
@@ -122,15 +120,16 @@ impl HttpSource {
     }
 }
 
-impl Source for HttpSource {
-    fn fetch(&self, rel: &str) -> Result<Vec<u8>, SourceError> {
-        self.get(rel).map_err(|message| {
+impl RepositorySource for HttpSource {
+    fn fetch(&self, rel: &str) -> Result<Vec<u8>, BoxError> {
+        let bytes = self.get(rel).map_err(|message| {
             if message == "HTTP 404" {
                 SourceError::NotFound { location: self.url(rel) }
             } else {
                 SourceError::Failed { location: self.url(rel), message }
             }
-        })
+        })?;
+        Ok(bytes)
     }
 
     fn location(&self, rel: &str) -> String {
@@ -240,7 +239,8 @@ mod tests {
         std::fs::write(dir.path().join(".cvmfspublished"), b"x").unwrap();
         let source = DirSource { root: dir.path().to_path_buf() };
         assert_eq!(source.fetch(".cvmfspublished").unwrap(), b"x");
-        assert!(matches!(source.fetch("missing"), Err(SourceError::NotFound { .. })));
+        let missing = source.fetch("missing").unwrap_err();
+        assert!(matches!(missing.downcast_ref::<SourceError>(), Some(SourceError::NotFound { .. })));
         assert!(source.fetch("../etc/passwd").is_err());
         assert!(source.fetch("/etc/passwd").is_err());
     }
