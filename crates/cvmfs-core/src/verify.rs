@@ -129,9 +129,15 @@ impl<W: Write> VerifyingWriter<W> {
     /// Checks the hash (and, for zlib, that the stream is complete) and returns the sink.
     /// On `Err` the sink's content must be discarded.
     pub fn finish(self) -> Result<W, VerifyError> {
+        self.finish_with_size().map(|(sink, _)| sink)
+    }
+
+    /// [`VerifyingWriter::finish`], also returning the total number of decoded bytes
+    /// (including what the decoder flushed at the end).
+    pub fn finish_with_size(self) -> Result<(W, u64), VerifyError> {
         let limit = self.limit;
         let actual = self.hasher.finish();
-        let sink = match self.stage {
+        let limited = match self.stage {
             Stage::Inflate(mut decoder) => {
                 decoder.try_finish().map_err(|e| classify_write_error(e, limit, true))?;
                 let complete = decoder.total_in() == self.raw_bytes;
@@ -142,14 +148,14 @@ impl<W: Write> VerifyingWriter<W> {
                 if !complete {
                     return Err(VerifyError::Truncated);
                 }
-                limited.inner
+                limited
             }
-            Stage::Plain(limited) => limited.inner,
+            Stage::Plain(limited) => limited,
         };
         if actual != self.expected {
             return Err(VerifyError::HashMismatch { expected: self.expected, actual });
         }
-        Ok(sink)
+        Ok((limited.inner, limited.written))
     }
 }
 
@@ -187,8 +193,7 @@ pub fn copy_verified<R: Read, W: Write>(
         };
         writer.write_raw(&buf[..n])?;
     }
-    let decoded = writer.decoded_bytes();
-    Ok((writer.finish()?, decoded))
+    writer.finish_with_size()
 }
 
 /// Verifies and decodes an object held in memory; the bytes are returned only if the

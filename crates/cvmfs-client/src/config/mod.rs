@@ -9,6 +9,7 @@
 
 pub mod shell;
 pub mod typed;
+pub use typed::{ClientConfig, RootSelection, XattrVisibility};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -36,7 +36,13 @@ impl StorageLoader {
         let stored = std::fs::read(self.storage.join(object.data_path()))?;
         let inflated = read_verified_to_vec(&stored, *hash, Compression::Zlib, 1 << 30)?;
         let file = self.tmp.path().join(format!("{}.sqlite", hash.hex()));
-        std::fs::write(&file, inflated)?;
+        // Threads may load one catalog at once: write privately, then rename, so no
+        // reader ever opens a half-written file.
+        let n = self.loads.load(Ordering::SeqCst);
+        let partial =
+            self.tmp.path().join(format!("{}.{n}.{:?}.partial", hash.hex(), std::thread::current().id()));
+        std::fs::write(&partial, inflated)?;
+        std::fs::rename(&partial, &file)?;
         Ok(Catalog::open(&file)?)
     }
 }

@@ -1,0 +1,160 @@
+//! Objects by content hash: from the disk cache when present, else downloaded, verified
+//! and committed to the cache. Concurrent misses for one object wait for one download.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cvmfs_cache::{Cache, CachedObject};
+use cvmfs_core::{Compression, ObjectId};
+use tracing::{debug, warn};
+
+use crate::error::{ClientError, Result};
+use crate::fetch::{Downloader, FetchError};
+
+/// Objects of unknown size (catalogs, history) larger than this are refused.
+pub const MAX_UNSIZED_OBJECT: u64 = 8 << 30;
+
+/// Counters behind `user.ndownload`, `user.hitrate` and `cvmfs_talk`.
+#[derive(Debug, Default)]
+pub struct ObjectCounters {
+    pub requests: AtomicU64,
+    pub downloads: AtomicU64,
+    pub downloaded_bytes: AtomicU64,
+    pub corrupt_in_cache: AtomicU64,
+}
+
+pub struct ObjectStore {
+    cache: Cache,
+    downloader: Arc<dyn Downloader>,
+    in_flight: Mutex<HashMap<ObjectId, Arc<Mutex<()>>>>,
+    pub counters: ObjectCounters,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").field("cache", &self.cache.dir()).finish()
+    }
+}
+
+impl ObjectStore {
+    pub fn new(cache: Cache, downloader: Arc<dyn Downloader>) -> ObjectStore {
+        ObjectStore {
+            cache,
+            downloader,
+            in_flight: Mutex::new(HashMap::new()),
+            counters: ObjectCounters::default(),
+        }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn downloader(&self) -> &Arc<dyn Downloader> {
+        &self.downloader
+    }
+
+    /// The decompressed object, fetched if needed. `size` is the size the catalog
+    /// promises (checked); `None` for catalogs and other objects of unknown size.
+    pub fn get(
+        &self,
+        id: &ObjectId,
+        compression: Compression,
+        size: Option<u64>,
+        what: &str,
+    ) -> Result<CachedObject> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(object) = self.cached(id, size)? {
+            return Ok(object);
+        }
+        let gate = self.gate(id);
+        let _one_download = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = match self.cached(id, size)? {
+            Some(object) => Ok(object),
+            None => self.download(id, compression, size, what),
+        };
+        self.release_gate(id, &gate);
+        result
+    }
+
+    /// Like [`ObjectStore::get`], and pins the object (catalogs while attached).
+    pub fn get_pinned(&self, id: &ObjectId, compression: Compression, what: &str) -> Result<CachedObject> {
+        for _ in 0..3 {
+            self.get(id, compression, None, what)?;
+            if let Some(object) = self.cache.open_pinned(id)? {
+                return Ok(object);
+            }
+            // Evicted between download and pin by another process' cleanup: again.
+        }
+        Err(ClientError::BadFile {
+            path: what.to_string(),
+            problem: format!("object {id} keeps being evicted"),
+        })
+    }
+
+    /// A cache hit whose size matches, if any. A hit of the wrong size is corrupt: evict.
+    fn cached(&self, id: &ObjectId, size: Option<u64>) -> Result<Option<CachedObject>> {
+        let Some(object) = self.cache.open(id)? else { return Ok(None) };
+        match size {
+            Some(expected) if expected != object.size() => {
+                warn!(object = %id, expected, actual = object.size(), "cached object has the wrong size; evicting");
+                self.report_corrupt(id);
+                Ok(None)
+            }
+            _ => Ok(Some(object)),
+        }
+    }
+
+    /// Drops a cached object found corrupt so the next access downloads it again.
+    pub fn report_corrupt(&self, id: &ObjectId) {
+        self.counters.corrupt_in_cache.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.cache.evict_corrupt(id) {
+            warn!(object = %id, error = %e, "evicting a corrupt object failed");
+        }
+    }
+
+    fn download(
+        &self,
+        id: &ObjectId,
+        compression: Compression,
+        size: Option<u64>,
+        what: &str,
+    ) -> Result<CachedObject> {
+        debug!(object = %id, what, "downloading");
+        let mut txn = self.cache.start_txn(*id, size)?;
+        txn.describe(what.to_string());
+        let limit = size.unwrap_or(MAX_UNSIZED_OBJECT);
+        let bytes = self.downloader.fetch_object(id, compression, &mut txn, limit).map_err(|e| match e {
+            FetchError::Verify { source: cvmfs_core::verify::VerifyError::Sink(io), .. } => {
+                ClientError::Fetch(FetchError::NoSpace { what: what.to_string(), message: io.to_string() })
+            }
+            other => ClientError::Fetch(other),
+        })?;
+        if let Some(expected) = size {
+            if bytes != expected {
+                return Err(ClientError::BadFile {
+                    path: what.to_string(),
+                    problem: format!("object {id} has {bytes} bytes, the catalog says {expected}"),
+                });
+            }
+        }
+        let object = txn.commit()?;
+        self.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.counters.downloaded_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(object)
+    }
+
+    fn gate(&self, id: &ObjectId) -> Arc<Mutex<()>> {
+        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(*id).or_default())
+    }
+
+    fn release_gate(&self, id: &ObjectId, gate: &Arc<Mutex<()>>) {
+        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two references: the map's and ours. Waiters hold more; leave it for them.
+        if Arc::strong_count(gate) <= 2 {
+            map.remove(id);
+        }
+    }
+}
