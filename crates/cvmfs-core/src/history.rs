@@ -11,6 +11,9 @@
 //! every tag is on the default branch: we run the same query without the branch
 //! condition.
 //!
+//! Writers get the schema itself ([`HISTORY_DDL`], [`create_empty_history`]); what
+//! tags to write is their business.
+//!
 //! What it is not for: writing tags, the recycle bin, branches beyond the default one.
 
 use std::path::Path;
@@ -262,6 +265,40 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The `schema` property of current history databases.
+pub const HISTORY_SCHEMA_TEXT: &str = "1.0";
+
+/// The tables of a history database of schema 1.0 revision 3, as upstream creates them
+/// (`history_sql.cc`), in creation order.
+pub const HISTORY_DDL: [&str; 4] = [
+    "CREATE TABLE properties (key TEXT, value TEXT, CONSTRAINT pk_properties PRIMARY KEY (key));",
+    "CREATE TABLE branches (branch TEXT, parent TEXT, initial_revision INTEGER, \
+     CONSTRAINT pk_branch PRIMARY KEY (branch), \
+     FOREIGN KEY (parent) REFERENCES branches (branch), \
+     CHECK ((branch <> '') OR (parent IS NULL)), \
+     CHECK ((branch = '') OR (parent IS NOT NULL)));",
+    "CREATE TABLE tags (name TEXT, hash TEXT, revision INTEGER, timestamp INTEGER, \
+     channel INTEGER, description TEXT, size INTEGER, branch TEXT, \
+     CONSTRAINT pk_tags PRIMARY KEY (name), \
+     FOREIGN KEY (branch) REFERENCES branches (branch));",
+    "CREATE TABLE recycle_bin (hash TEXT, flags INTEGER, CONSTRAINT pk_hash PRIMARY KEY (hash));",
+];
+
+/// Creates an empty history database of schema 1.0 revision 3 for `fqrn`: the tables,
+/// the properties `schema`, `schema_revision` and `fqrn`, and the default branch row
+/// `('', NULL, 0)` that upstream always inserts.
+pub fn create_empty_history(conn: &Connection, fqrn: &str) -> rusqlite::Result<()> {
+    for statement in HISTORY_DDL {
+        conn.execute_batch(statement)?;
+    }
+    conn.execute(
+        "INSERT INTO properties (key, value) VALUES ('schema', ?1), ('schema_revision', ?2), ('fqrn', ?3);",
+        rusqlite::params![HISTORY_SCHEMA_TEXT, LATEST_HISTORY_REVISION.to_string(), fqrn],
+    )?;
+    conn.execute("INSERT INTO branches (branch, parent, initial_revision) VALUES ('', NULL, 0);", [])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +323,23 @@ mod tests {
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn empty_history_opens_with_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("history.db");
+        let conn = Connection::open(&file).unwrap();
+        create_empty_history(&conn, "x.test").unwrap();
+        conn.execute(
+            "INSERT INTO tags VALUES ('t', 'da39a3ee5e6b4b0d3255bfef95601890afd80709', 1, 5, 0, 'd', 7, '')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let history = History::open(&file).unwrap();
+        assert_eq!((history.schema_revision(), history.fqrn()), (3, Some("x.test")));
+        assert_eq!(history.tag_at(5).unwrap().unwrap().size, Some(7));
     }
 
     #[test]
