@@ -20,6 +20,7 @@ pub mod inode;
 pub mod mount;
 mod network;
 pub mod objects;
+pub mod xattr;
 
 pub use error::ClientError;
 pub use fs::{Attr, DirEntry, FileKind, Mount, MountOptions, StatFs};

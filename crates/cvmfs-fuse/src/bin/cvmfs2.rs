@@ -1,0 +1,55 @@
+//! `cvmfs2 [-o options] <repository> <mountpoint>`: mounts a CernVM-FS repository.
+
+use cvmfs_fuse::daemon::{self, exit};
+use cvmfs_fuse::options;
+
+fn main() {
+    let inv = match options::parse(std::env::args().skip(1)) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(exit::OPTIONS);
+        }
+    };
+    if inv.help {
+        println!("usage: cvmfs2 [-h] [-V] [-s] [-f] [-d] [-k] [-o <options>] <repository> <mountpoint>");
+        return;
+    }
+    if inv.version {
+        println!("CernVM-FS version {}", cvmfs_client::xattr::VERSION);
+        return;
+    }
+    let filter = if inv.debug { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CVMFS_LOG").unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if inv.parse_only {
+        match daemon::load_config(&inv) {
+            Ok((_, params)) => print!("{}", params.dump()),
+            Err(f) => {
+                eprintln!("{}", f.message);
+                std::process::exit(f.code);
+            }
+        }
+        return;
+    }
+    let code = if inv.foreground {
+        match daemon::serve(&inv, |status| {
+            if status.is_ok() {
+                println!("CernVM-FS: mounted cvmfs on {}", inv.mountpoint.display());
+            }
+        }) {
+            Ok(()) => exit::OK,
+            Err(f) => {
+                eprintln!("{} ({})", f.message, f.code);
+                f.code
+            }
+        }
+    } else {
+        daemon::daemonize_and_serve(&inv)
+    };
+    std::process::exit(code);
+}

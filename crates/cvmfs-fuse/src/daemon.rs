@@ -1,0 +1,234 @@
+//! What `cvmfs2` does from its command line to an unmount: configuration, the mount
+//! through the client library, the FUSE session, background revision checks with
+//! kernel cache invalidation, daemonizing, and upstream's exit codes.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cvmfs_client::config::{self, ClientConfig, ConfigSource};
+use cvmfs_client::inode::InodeKey;
+use cvmfs_client::{CheckOutcome, Mount, MountError, MountOptions};
+use fuser::{MountOption, Notifier, Session};
+use tracing::{info, warn};
+
+use crate::adapter::CvmfsFs;
+use crate::options::Invocation;
+
+/// Upstream's loader failure codes (spec 8.4).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const UNKNOWN: i32 = 1;
+    pub const OPTIONS: i32 = 2;
+    pub const MOUNT: i32 = 4;
+    pub const FUSE_LOOP: i32 = 6;
+    pub const CACHE_DIR: i32 = 9;
+    pub const SIGNATURE: i32 = 15;
+    pub const CATALOG: i32 = 16;
+    pub const HISTORY: i32 = 22;
+    pub const REVISION_BLACKLISTED: i32 = 25;
+}
+
+/// A failure with the exit code upstream uses for it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+/// Reads the configuration of `inv.fqrn` (explicit files or the system hierarchy).
+pub fn load_config(inv: &Invocation) -> Result<(ClientConfig, config::Parameters), Failure> {
+    let mut source = ConfigSource::system(Some(&inv.fqrn));
+    if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
+        source.root = root.into();
+    }
+    source.explicit_files = inv.config_files.clone();
+    let params = config::load(&source).map_err(|e| Failure::new(exit::OPTIONS, e.to_string()))?;
+    let config = ClientConfig::from_parameters(&inv.fqrn, &params)
+        .map_err(|e| Failure::new(exit::OPTIONS, e.to_string()))?;
+    Ok((config, params))
+}
+
+fn mount_failure(error: MountError) -> Failure {
+    let code = match &error {
+        MountError::Cache(_) => exit::CACHE_DIR,
+        MountError::Trust(e) if matches!(**e, cvmfs_core::trust::TrustError::RevisionBlacklisted { .. }) => {
+            exit::REVISION_BLACKLISTED
+        }
+        MountError::Trust(_) | MountError::Keys(_) | MountError::NoKeys => exit::SIGNATURE,
+        MountError::History(_) | MountError::NoSuchTag(_) | MountError::NoTagAtDate(_) => exit::HISTORY,
+        _ => exit::CATALOG,
+    };
+    Failure::new(code, error.to_string())
+}
+
+/// Mounts and serves until unmounted. `ready` is told once the mount is up (the parent
+/// of a daemonized `cvmfs2` waits for it).
+pub fn serve(inv: &Invocation, ready: impl FnOnce(Result<(), &Failure>)) -> Result<(), Failure> {
+    let result = mount_session(inv);
+    let (session, mount) = match result {
+        Ok(pair) => pair,
+        Err(failure) => {
+            ready(Err(&failure));
+            return Err(failure);
+        }
+    };
+    ready(Ok(()));
+    run_session(session, mount)
+}
+
+fn mount_session(inv: &Invocation) -> Result<(Session<CvmfsFs>, Arc<Mount>), Failure> {
+    let (config, params) = load_config(inv)?;
+    let variables: HashMap<String, String> = std::env::vars()
+        .chain(params.iter().map(|(k, p)| (k.clone(), p.value.clone())))
+        .chain([("CVMFS_FQRN".to_string(), inv.fqrn.clone())])
+        .collect();
+    let options = MountOptions { variables, ..MountOptions::default() };
+    let mount = Arc::new(Mount::new(config, options).map_err(mount_failure)?);
+    let threads = if inv.single_threaded { 0 } else { 8 };
+    let fs = CvmfsFs::new(Arc::clone(&mount), threads);
+    let session = Session::new(fs, &inv.mountpoint, &fuse_options(inv)).map_err(|e| {
+        Failure::new(exit::MOUNT, format!("failed to mount {}: {e}", inv.mountpoint.display()))
+    })?;
+    info!(mountpoint = %inv.mountpoint.display(), "CernVM-FS: mounted cvmfs on {}", inv.mountpoint.display());
+    Ok((session, mount))
+}
+
+fn run_session(mut session: Session<CvmfsFs>, mount: Arc<Mount>) -> Result<(), Failure> {
+    spawn_revision_checker(Arc::clone(&mount), session.notifier());
+    session.run().map_err(|e| Failure::new(exit::FUSE_LOOP, format!("FUSE loop failed: {e}")))?;
+    info!("unmounted");
+    Ok(())
+}
+
+fn fuse_options(inv: &Invocation) -> Vec<MountOption> {
+    let mut options = vec![
+        MountOption::RO,
+        MountOption::NoDev,
+        MountOption::FSName("cvmfs2".into()),
+        MountOption::Subtype("cvmfs".into()),
+    ];
+    for option in &inv.fuse_options {
+        options.push(match option.split_once('=') {
+            Some(("fsname", name)) => MountOption::FSName(name.to_string()),
+            _ => match option.as_str() {
+                "allow_other" => MountOption::AllowOther,
+                "allow_root" => MountOption::AllowRoot,
+                "auto_unmount" => MountOption::AutoUnmount,
+                "default_permissions" => MountOption::DefaultPermissions,
+                other => MountOption::CUSTOM(other.to_string()),
+            },
+        });
+    }
+    options
+}
+
+/// Checks for new revisions when the TTL expires; after a switch, tells the kernel to
+/// forget what it cached about every inode and name it holds.
+fn spawn_revision_checker(mount: Arc<Mount>, notifier: Notifier) {
+    let spawned = std::thread::Builder::new().name("cvmfs-revision".into()).spawn(move || loop {
+        let wait = mount.next_check().saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(wait.max(Duration::from_secs(1)).min(Duration::from_secs(30)));
+        match mount.check_revision_if_due() {
+            Some(CheckOutcome::Applied { .. }) => invalidate_kernel_caches(&mount, &notifier),
+            Some(CheckOutcome::Fixed) => return,
+            _ => {}
+        }
+    });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start revision checks; the mount stays on its revision");
+    }
+}
+
+pub fn invalidate_kernel_caches(mount: &Mount, notifier: &Notifier) {
+    for (ino, path) in mount.inodes().snapshot() {
+        let _ = notifier.inval_inode(ino, 0, 0);
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            let parent_ino = mount.inodes().peek(&InodeKey::Path(parent.as_bytes().to_vec()));
+            let _ = notifier.inval_entry(parent_ino, OsStr::from_bytes(name));
+        }
+    }
+    let _ = notifier.inval_inode(cvmfs_client::inode::ROOT_INODE, 0, 0);
+}
+
+/// Forks: the child serves the mount, the parent waits until the child reports that
+/// the mount is up (exit 0) or failed (its exit code and message), as upstream's
+/// `cvmfs2` returns only once mounted.
+pub fn daemonize_and_serve(inv: &Invocation) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        eprintln!("cvmfs2: cannot create a pipe: {}", std::io::Error::last_os_error());
+        return exit::UNKNOWN;
+    }
+    // SAFETY: both descriptors were just created and are owned here.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no threads exist yet; the child continues with a copy of this process.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("cvmfs2: fork failed: {}", std::io::Error::last_os_error());
+            exit::UNKNOWN
+        }
+        0 => {
+            drop(read_end);
+            // SAFETY: setsid has no memory effects.
+            unsafe { libc::setsid() };
+            let mut report = std::fs::File::from(write_end);
+            let result = serve(inv, move |status| {
+                let message = match status {
+                    Ok(()) => "0\n".to_string(),
+                    Err(f) => format!("{}\n{}", f.code, f.message),
+                };
+                let _ = report.write_all(message.as_bytes());
+                drop(report);
+                if status.is_ok() {
+                    detach_stdio();
+                }
+            });
+            match result {
+                Ok(()) => exit::OK,
+                Err(f) => f.code,
+            }
+        }
+        _child => {
+            drop(write_end);
+            let mut text = String::new();
+            let _ = std::fs::File::from(read_end).read_to_string(&mut text);
+            let (code, message) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            match code.trim().parse::<i32>() {
+                Ok(0) => {
+                    println!("CernVM-FS: mounted cvmfs on {}", inv.mountpoint.display());
+                    exit::OK
+                }
+                Ok(code) => {
+                    eprintln!("{message} ({code})");
+                    code
+                }
+                Err(_) => {
+                    eprintln!("cvmfs2: the mount process died before mounting");
+                    exit::UNKNOWN
+                }
+            }
+        }
+    }
+}
+
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
