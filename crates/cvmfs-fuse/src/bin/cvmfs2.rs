@@ -19,7 +19,9 @@ fn main() {
         println!("CernVM-FS version {}", cvmfs_client::xattr::VERSION);
         return;
     }
-    let filter = if inv.debug { "debug" } else { "info" };
+    // fuser reports a second unmount attempt after `fusermount -u` as an error; it
+    // is noise unless debugging.
+    let filter = if inv.debug { "debug" } else { "info,fuser=off" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CVMFS_LOG").unwrap_or_else(|_| filter.into()),
