@@ -20,6 +20,7 @@ pub mod inode;
 pub mod mount;
 mod network;
 pub mod objects;
+pub mod talk;
 pub mod xattr;
 
 pub use error::ClientError;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cvmfs_client::config::{self, ClientConfig, ConfigSource};
 use cvmfs_client::inode::InodeKey;
+use cvmfs_client::talk::{self, TalkContext, TalkServer};
 use cvmfs_client::{CheckOutcome, Mount, MountError, MountOptions};
 use fuser::{MountOption, Notifier, Session};
 use tracing::{info, warn};
@@ -76,18 +77,25 @@ fn mount_failure(error: MountError) -> Failure {
 /// of a daemonized `cvmfs2` waits for it).
 pub fn serve(inv: &Invocation, ready: impl FnOnce(Result<(), &Failure>)) -> Result<(), Failure> {
     let result = mount_session(inv);
-    let (session, mount) = match result {
-        Ok(pair) => pair,
+    let running = match result {
+        Ok(running) => running,
         Err(failure) => {
             ready(Err(&failure));
             return Err(failure);
         }
     };
     ready(Ok(()));
-    run_session(session, mount)
+    run_session(running)
 }
 
-fn mount_session(inv: &Invocation) -> Result<(Session<CvmfsFs>, Arc<Mount>), Failure> {
+/// A mounted session with its control socket.
+pub struct Running {
+    session: Session<CvmfsFs>,
+    mount: Arc<Mount>,
+    _talk: Option<TalkServer>,
+}
+
+fn mount_session(inv: &Invocation) -> Result<Running, Failure> {
     let (config, params) = load_config(inv)?;
     let variables: HashMap<String, String> = std::env::vars()
         .chain(params.iter().map(|(k, p)| (k.clone(), p.value.clone())))
@@ -101,10 +109,29 @@ fn mount_session(inv: &Invocation) -> Result<(Session<CvmfsFs>, Arc<Mount>), Fai
         Failure::new(exit::MOUNT, format!("failed to mount {}: {e}", inv.mountpoint.display()))
     })?;
     info!(mountpoint = %inv.mountpoint.display(), "CernVM-FS: mounted cvmfs on {}", inv.mountpoint.display());
-    Ok((session, mount))
+    let talk = start_talk(&mount, inv, params);
+    Ok(Running { session, mount, _talk: talk })
 }
 
-fn run_session(mut session: Session<CvmfsFs>, mount: Arc<Mount>) -> Result<(), Failure> {
+/// The control socket at `CVMFS_TALK_SOCKET`, else `<workspace>/cvmfs_io.<fqrn>`.
+fn start_talk(mount: &Arc<Mount>, inv: &Invocation, parameters: config::Parameters) -> Option<TalkServer> {
+    let config = mount.config();
+    let path = config
+        .talk_socket
+        .clone()
+        .unwrap_or_else(|| talk::socket_path(&config.effective_workspace(), &config.fqrn));
+    let ctx = TalkContext { mountpoint: inv.mountpoint.clone(), parameters };
+    match TalkServer::start(Arc::clone(mount), ctx, path.clone()) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            warn!(socket = %path.display(), error = %e, "cannot open the control socket; cvmfs_talk will not reach this mount");
+            None
+        }
+    }
+}
+
+fn run_session(running: Running) -> Result<(), Failure> {
+    let Running { mut session, mount, _talk } = running;
     spawn_revision_checker(Arc::clone(&mount), session.notifier());
     session.run().map_err(|e| Failure::new(exit::FUSE_LOOP, format!("FUSE loop failed: {e}")))?;
     info!("unmounted");

@@ -225,3 +225,37 @@ fn a_repository_that_cannot_be_verified_fails_with_upstreams_code() {
     let bad_option = cvmfs2().args(["-o", "uid=nobody", "a.b", "/nonexistent"]).output().unwrap();
     assert_eq!(bad_option.status.code(), Some(2));
 }
+
+#[test]
+fn cvmfs_talk_reaches_the_mount() {
+    let repo = reference_repo();
+    let mounted = mount(&repo, "");
+    let socket = mounted._dir.path().join("cache/fixture.test.local/cvmfs_io.fixture.test.local");
+    let talk = |words: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cvmfs_talk"))
+            .arg("-p")
+            .arg(&socket)
+            .args(words)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{words:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(talk(&["revision"]), "3\n");
+    assert_eq!(talk(&["mountpoint"]), format!("{}\n", mounted.mountpoint.display()));
+    assert_eq!(talk(&["remount"]), "Catalog up to date\n");
+    assert_eq!(talk(&["no", "such", "command"]), "unknown command\n");
+    std::fs::read(mounted.mountpoint.join("payload/random_b.bin")).unwrap();
+    assert!(talk(&["open", "catalogs"]).contains("    -> /payload\n"));
+    assert!(talk(&["cache", "list"]).contains("part of /payload/random_b.bin"));
+    assert!(talk(&["cache", "size"]).starts_with("Current cache size is "));
+    assert_eq!(talk(&["evict", "/payload/random_b.bin"]), "OK\n");
+    assert!(!talk(&["cache", "list"]).contains("random_b.bin"));
+    // Evicted content is fetched again and still correct.
+    let again = std::fs::read(mounted.mountpoint.join("payload/random_b.bin")).unwrap();
+    assert_eq!(again.len(), 1_216_032);
+    // The attached catalogs are pinned: a cleanup to zero cannot remove them.
+    assert_eq!(talk(&["cleanup", "0"]), "Not fully cleaned (there might be pinned chunks)\n");
+    assert!(talk(&["cache", "list", "catalogs"]).contains("catalog for /"));
+    assert!(!talk(&["cache", "list"]).contains("random_b.bin"));
+}
