@@ -10,5 +10,6 @@
 
 pub mod adapter;
 pub mod daemon;
+pub mod helper;
 pub mod options;
 mod pool;

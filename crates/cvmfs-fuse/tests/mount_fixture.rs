@@ -259,3 +259,53 @@ fn cvmfs_talk_reaches_the_mount() {
     assert!(talk(&["cache", "list", "catalogs"]).contains("catalog for /"));
     assert!(!talk(&["cache", "list"]).contains("random_b.bin"));
 }
+
+/// `mount.cvmfs` and `auto.cvmfs` are `cvmfs2` called by those names.
+fn as_named(dir: &Path, name: &str) -> PathBuf {
+    let link = dir.join(name);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cvmfs2"), &link).unwrap();
+    link
+}
+
+#[test]
+fn the_mount_helper_mounts_once_and_autofs_maps_names() {
+    let repo = reference_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/cvmfs/config.d");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = write_config(dir.path(), &repo, "");
+    std::fs::copy(&conf, etc.join("fixture.test.local.conf")).unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let helper = as_named(dir.path(), "mount.cvmfs");
+    let run = |extra: &[&str]| {
+        Command::new(&helper)
+            .arg("fixture.test.local")
+            .arg(&mountpoint)
+            .args(extra)
+            .env("CVMFS_CONFIG_ROOT", dir.path())
+            .env("CVMFS_LOG", "off")
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let _unmount = Unmount(mountpoint.clone());
+    assert!(mountpoint.join("ABOUT.txt").exists());
+    let second = run(&[]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("is already mounted on"));
+    assert!(run(&["-o", "remount"]).status.success(), "remount of a mounted repository is a no-op");
+    let auto = as_named(dir.path(), "auto.cvmfs");
+    let answer = Command::new(&auto).arg("atlas.cern.ch").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer.stdout), "-fstype=cvmfs :atlas.cern.ch\n");
+    assert_eq!(Command::new(&auto).arg("atlas").output().unwrap().status.code(), Some(1));
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").arg("-u").arg(&self.0).status();
+    }
+}

@@ -4,6 +4,13 @@ use cvmfs_fuse::daemon::{self, exit};
 use cvmfs_fuse::options;
 
 fn main() {
+    // Installed as /sbin/mount.cvmfs or /etc/auto.cvmfs (symlinks), act as those.
+    let argv0 = std::env::args().next().unwrap_or_default();
+    match argv0.rsplit('/').next().unwrap_or_default() {
+        "mount.cvmfs" => mount_helper(),
+        "auto.cvmfs" => autofs_map(),
+        _ => {}
+    }
     let inv = match options::parse(std::env::args().skip(1)) {
         Ok(inv) => inv,
         Err(e) => {
@@ -21,7 +28,7 @@ fn main() {
     }
     // fuser reports a second unmount attempt after `fusermount -u` as an error; it
     // is noise unless debugging.
-    let filter = if inv.debug { "debug" } else { "info,fuser=off" };
+    let filter = if inv.debug { "debug" } else { "warn,fuser=off" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CVMFS_LOG").unwrap_or_else(|_| filter.into()),
@@ -54,4 +61,25 @@ fn main() {
         daemon::daemonize_and_serve(&inv)
     };
     std::process::exit(code);
+}
+
+fn mount_helper() -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(parsed) = cvmfs_fuse::helper::parse_helper_args(&args) else {
+        eprintln!("usage: mount.cvmfs <repository> <mountpoint> [-o options] [-f] [-n] [-v]");
+        std::process::exit(cvmfs_fuse::helper::HELPER_PRECHECK);
+    };
+    let me = std::env::current_exe().unwrap_or_else(|_| "/usr/bin/cvmfs2".into());
+    std::process::exit(cvmfs_fuse::helper::run_mount_helper(&parsed, &me));
+}
+
+fn autofs_map() -> ! {
+    let key = std::env::args().nth(1).unwrap_or_default();
+    match cvmfs_fuse::helper::autofs_entry(&key) {
+        Some(entry) => {
+            println!("{entry}");
+            std::process::exit(0)
+        }
+        None => std::process::exit(1),
+    }
 }
