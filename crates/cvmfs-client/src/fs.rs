@@ -87,6 +87,8 @@ pub struct FsCounters {
     pub dir_opens: AtomicU64,
     pub io_errors: AtomicU64,
     pub last_io_error: AtomicU64,
+    /// Opens answered with FUSE passthrough (the kernel reads the cache file itself).
+    pub passthrough_opens: AtomicU64,
 }
 
 /// How a mount is set up beyond its configuration.
@@ -486,6 +488,17 @@ impl Mount {
             position += want as u64;
         }
         Ok(out)
+    }
+
+    /// The cached object behind an open unchunked file: the kernel may read it directly
+    /// (FUSE passthrough). `None` for chunked or empty files.
+    pub fn whole_file_object(&self, handle: u64) -> Option<cvmfs_cache::CachedObject> {
+        let file = self.file(handle).ok()?;
+        if file.pieces.len() != 1 || file.pieces[0].size != file.attr.size {
+            return None;
+        }
+        let current = file.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().filter(|(index, _)| *index == 0).map(|(_, object)| object.clone())
     }
 
     pub fn release(&self, handle: u64) {

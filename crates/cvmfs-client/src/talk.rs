@@ -259,6 +259,11 @@ fn internal_affairs(mount: &Mount) -> String {
             "overall number of directory open calls",
         ),
         ("cvmfs.n_io_error", c.io_errors.load(Ordering::Relaxed), "number of I/O errors"),
+        (
+            "cvmfs.n_passthrough_open",
+            c.passthrough_opens.load(Ordering::Relaxed),
+            "opens served by FUSE passthrough",
+        ),
         ("fetch.n_invocations", o.requests.load(Ordering::Relaxed), "overall number of object requests"),
         ("fetch.n_downloads", o.downloads.load(Ordering::Relaxed), "overall number of downloaded objects"),
         ("download.sz_transferred_bytes", o.downloaded_bytes.load(Ordering::Relaxed), "downloaded bytes"),

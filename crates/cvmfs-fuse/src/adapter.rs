@@ -23,6 +23,12 @@ const KEEP_CACHE: u32 = 1 << 1;
 
 pub struct CvmfsFs {
     mount: Arc<Mount>,
+    /// Whether to try FUSE passthrough (`CVMFS_FUSE_PASSTHROUGH`, default on) and whether
+    /// the kernel agreed in `init`.
+    passthrough_wanted: bool,
+    passthrough: Arc<std::sync::atomic::AtomicBool>,
+    /// Backing ids must live until the file is released.
+    backings: Arc<Mutex<HashMap<u64, fuser::BackingId>>>,
     pool: WorkerPool,
     ttl: Duration,
     listings: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
@@ -30,10 +36,13 @@ pub struct CvmfsFs {
 }
 
 impl CvmfsFs {
-    pub fn new(mount: Arc<Mount>, threads: usize) -> CvmfsFs {
+    pub fn new(mount: Arc<Mount>, threads: usize, passthrough_wanted: bool) -> CvmfsFs {
         let ttl = mount.config().kcache_timeout;
         CvmfsFs {
             mount,
+            passthrough_wanted,
+            passthrough: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            backings: Arc::new(Mutex::new(HashMap::new())),
             pool: WorkerPool::new(threads),
             ttl,
             listings: Arc::new(Mutex::new(HashMap::new())),
@@ -93,6 +102,12 @@ impl Filesystem for CvmfsFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), i32> {
         // Large reads: fewer round trips for big files.
         let _ = config.set_max_readahead(1 << 20);
+        if self.passthrough_wanted
+            && config.add_capabilities(fuser::consts::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -147,8 +162,26 @@ impl Filesystem for CvmfsFs {
             reply.error(libc::EROFS);
             return;
         }
+        let passthrough = self.passthrough.load(Ordering::SeqCst);
+        let backings = Arc::clone(&self.backings);
         self.spawn(move |mount| match mount.open(ino) {
-            Ok(handle) => reply.opened(handle, KEEP_CACHE),
+            Ok(handle) => {
+                // A fully cached, verified, unchunked file: let the kernel read the cache
+                // file itself. If the kernel refuses, serve reads ourselves.
+                let backing = passthrough
+                    .then(|| mount.whole_file_object(handle))
+                    .flatten()
+                    .and_then(|object| reply.open_backing(&object).ok());
+                match backing {
+                    Some(id) => {
+                        mount.counters.passthrough_opens.fetch_add(1, Ordering::Relaxed);
+                        // The kernel allows no page-cache flags with passthrough.
+                        reply.opened_passthrough(handle, 0, &id);
+                        backings.lock().unwrap_or_else(PoisonError::into_inner).insert(handle, id);
+                    }
+                    None => reply.opened(handle, KEEP_CACHE),
+                }
+            }
             Err(e) => reply.error(errno(&e)),
         });
     }
@@ -185,6 +218,7 @@ impl Filesystem for CvmfsFs {
         reply: ReplyEmpty,
     ) {
         self.mount.release(fh);
+        self.backings.lock().unwrap_or_else(PoisonError::into_inner).remove(&fh);
         reply.ok();
     }
 

@@ -104,7 +104,8 @@ fn mount_session(inv: &Invocation) -> Result<Running, Failure> {
     let options = MountOptions { variables, ..MountOptions::default() };
     let mount = Arc::new(Mount::new(config, options).map_err(mount_failure)?);
     let threads = if inv.single_threaded { 0 } else { 8 };
-    let fs = CvmfsFs::new(Arc::clone(&mount), threads);
+    let passthrough = params.get("CVMFS_FUSE_PASSTHROUGH").is_none_or(config::typed::is_on);
+    let fs = CvmfsFs::new(Arc::clone(&mount), threads, passthrough);
     let session = Session::new(fs, &inv.mountpoint, &fuse_options(inv)).map_err(|e| {
         Failure::new(exit::MOUNT, format!("failed to mount {}: {e}", inv.mountpoint.display()))
     })?;

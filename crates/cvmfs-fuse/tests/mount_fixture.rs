@@ -309,3 +309,42 @@ impl Drop for Unmount {
         let _ = Command::new("fusermount3").arg("-u").arg(&self.0).status();
     }
 }
+
+fn passthrough_opens(mounted: &Mounted) -> u64 {
+    let socket = mounted._dir.path().join("cache/fixture.test.local/cvmfs_io.fixture.test.local");
+    let out = Command::new(env!("CARGO_BIN_EXE_cvmfs_talk"))
+        .arg("-p")
+        .arg(&socket)
+        .args(["internal", "affairs"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.starts_with("cvmfs.n_passthrough_open|")).expect("counter line");
+    line.split('|').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn passthrough_when_the_kernel_offers_it_and_identical_bytes_either_way() {
+    let repo = reference_repo();
+    let expected =
+        std::fs::read_to_string(&repo.expected.iter().find(|(t, _)| t == "r2").unwrap().1).unwrap();
+    let sha_of = |path: &str| {
+        let line = expected.lines().find(|l| l.starts_with(&format!("{path}\t"))).unwrap();
+        line.split('\t').nth(5).unwrap().to_string()
+    };
+    for (setting, allowed) in [("yes", true), ("no", false)] {
+        let mounted = mount(&repo, &format!("CVMFS_FUSE_PASSTHROUGH={setting}\n"));
+        for path in ["/ABOUT.txt", "/payload/random_a.bin", "/new_in_rev2.txt"] {
+            let bytes = std::fs::read(mounted.mountpoint.join(&path[1..])).unwrap();
+            let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(sha, sha_of(path), "{path} with passthrough={setting}");
+        }
+        let used = passthrough_opens(&mounted);
+        if !allowed {
+            assert_eq!(used, 0, "passthrough was switched off");
+        }
+        // With passthrough allowed, the kernel decides (Linux >= 6.9 and root); the two
+        // unchunked files use it when it does, the chunked one never.
+        assert!(used <= 2, "{used}");
+    }
+}
