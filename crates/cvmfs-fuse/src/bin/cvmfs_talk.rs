@@ -32,7 +32,7 @@ fn socket_of(instance: &str) -> Result<PathBuf, String> {
     Ok(talk::socket_path(&config.effective_workspace(), &fqrn))
 }
 
-fn ask(socket: &PathBuf, command: &str) -> bool {
+fn ask(socket: &std::path::Path, command: &str) -> bool {
     match talk::send(socket, command) {
         Ok(reply) => {
             print!("{reply}");
