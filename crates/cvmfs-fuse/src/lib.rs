@@ -9,6 +9,7 @@
 //! client library's, so other front ends (boot init, docker runtime) behave the same.
 
 pub mod adapter;
+pub mod config_tool;
 pub mod daemon;
 pub mod helper;
 pub mod options;

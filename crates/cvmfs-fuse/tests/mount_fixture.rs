@@ -348,3 +348,51 @@ fn passthrough_when_the_kernel_offers_it_and_identical_bytes_either_way() {
         assert!(used <= 2, "{used}");
     }
 }
+
+#[test]
+fn cvmfs_config_probes_shows_and_stats_a_mount() {
+    let repo = reference_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/cvmfs/config.d");
+    std::fs::create_dir_all(&etc).unwrap();
+    let mount_dir = dir.path().join("cvmfs");
+    let conf = write_config(dir.path(), &repo, &format!("CVMFS_MOUNT_DIR={}\n", mount_dir.display()));
+    std::fs::copy(&conf, etc.join("fixture.test.local.conf")).unwrap();
+    std::fs::write(dir.path().join("etc/cvmfs/default.local"), "CVMFS_REPOSITORIES=fixture.test.local\n")
+        .unwrap();
+    let mountpoint = mount_dir.join("fixture.test.local");
+    std::fs::create_dir_all(&mountpoint).unwrap();
+    let tool = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cvmfs_config"))
+            .args(args)
+            .env("CVMFS_CONFIG_ROOT", dir.path())
+            .output()
+            .unwrap()
+    };
+    let before = tool(&["probe"]);
+    assert_eq!(String::from_utf8_lossy(&before.stdout), "Probing /cvmfs/fixture.test.local... Failed!\n");
+    assert!(!before.status.success());
+    let helper = as_named(dir.path(), "mount.cvmfs");
+    let mounted = Command::new(&helper)
+        .arg("fixture.test.local")
+        .arg(&mountpoint)
+        .env("CVMFS_CONFIG_ROOT", dir.path())
+        .env("CVMFS_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(mounted.status.success(), "{}", String::from_utf8_lossy(&mounted.stderr));
+    let _unmount = Unmount(mountpoint.clone());
+    let probe = tool(&["probe"]);
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stdout));
+    let stat = String::from_utf8(tool(&["stat", "-v", "fixture.test.local"]).stdout).unwrap();
+    assert!(stat.contains("File Catalog Revision: 3"), "{stat}");
+    assert!(stat.contains("File Catalog ID: 33168bb52dd017fad762f79b5ee71382ca9e3016"), "{stat}");
+    let shown = String::from_utf8(tool(&["showconfig", "fixture.test.local"]).stdout).unwrap();
+    assert!(shown.starts_with("CVMFS_REPOSITORY_NAME=fixture.test.local\n"), "{shown}");
+    assert!(shown.contains("CVMFS_SERVER_URL=file://"), "{shown}");
+    let reload = String::from_utf8(tool(&["reload", "fixture.test.local"]).stdout).unwrap();
+    assert_eq!(reload, "fixture.test.local: Catalog up to date\n");
+    assert!(String::from_utf8(tool(&["status"]).stdout)
+        .unwrap()
+        .contains(&format!("fixture.test.local mounted on {}", mountpoint.display())));
+}
