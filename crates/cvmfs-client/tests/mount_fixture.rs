@@ -208,3 +208,47 @@ fn without_a_cache_and_without_a_server_the_mount_fails_clearly() {
     let error = mount(&repo, cache.path(), &[]).unwrap_err().to_string();
     assert!(error.contains("failed to initialize root file catalog"), "{error}");
 }
+
+#[test]
+fn an_open_file_keeps_its_bytes_across_a_revision_switch() {
+    let repo = reference_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let mount = mount(&repo, cache.path(), &[]).unwrap();
+    let about = mount.lookup(1, b"ABOUT.txt").unwrap();
+    let handle = mount.open(about.ino).unwrap();
+    let head_bytes = mount.read(handle, 0, 4096).unwrap();
+    let generation = mount.generation();
+    let r1 = cvmfs_core::ContentHash::parse("b35f9c77af0148d3c7f565ae51656d9b6232fc22").unwrap();
+    mount.chroot(r1).unwrap();
+    assert_eq!(mount.revision().revision(), 2);
+    assert!(mount.generation() > generation, "front ends are told to invalidate");
+    // The handle opened before the switch still reads the old content...
+    assert_eq!(mount.read(handle, 0, 4096).unwrap(), head_bytes);
+    // ...the inode number is unchanged, and a new open sees the new revision.
+    let again = mount.lookup(1, b"ABOUT.txt").unwrap();
+    assert_eq!(again.ino, about.ino);
+    let fresh = mount.open(again.ino).unwrap();
+    let r1_bytes = mount.read(fresh, 0, 4096).unwrap();
+    assert_ne!(r1_bytes, head_bytes);
+    assert_eq!(r1_bytes.len() as u64, again.size);
+    // Entries only in the new revision are gone, those only in the old one are back.
+    assert_eq!(mount.lookup(1, b"new_in_rev2.txt").unwrap_err().errno(), libc::ENOENT);
+}
+
+#[test]
+fn a_rollback_to_an_older_manifest_is_refused_and_the_newer_revision_served() {
+    let repo = reference_repo();
+    let cache = tempfile::tempdir().unwrap();
+    drop(mount(&repo, cache.path(), &[]).unwrap());
+    // Pretend an earlier mount had seen a newer publication (breadcrumb timestamp in
+    // the future of this manifest): the server's manifest is now a rollback.
+    let crumb = cache.path().join("fixture.test.local/cvmfschecksum.fixture.test.local");
+    std::fs::write(&crumb, "33168bb52dd017fad762f79b5ee71382ca9e3016T1895343504R3").unwrap();
+    let mount = mount(&repo, cache.path(), &[]).unwrap();
+    assert!(mount.is_offline(), "the outdated manifest is not used");
+    assert_eq!(mount.revision().revision(), 3);
+    match mount.check_revision() {
+        cvmfs_client::CheckOutcome::Failed(reason) => assert!(reason.contains("older"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
