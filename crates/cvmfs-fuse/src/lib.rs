@@ -12,5 +12,6 @@ pub mod adapter;
 pub mod config_tool;
 pub mod daemon;
 pub mod helper;
+pub mod logging;
 pub mod options;
 mod pool;

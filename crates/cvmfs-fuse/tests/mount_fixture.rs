@@ -396,3 +396,16 @@ fn cvmfs_config_probes_shows_and_stats_a_mount() {
         .unwrap()
         .contains(&format!("fixture.test.local mounted on {}", mountpoint.display())));
 }
+
+#[test]
+fn the_debug_log_records_the_mount() {
+    let repo = reference_repo();
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("debug.log");
+    let mounted = mount(&repo, &format!("CVMFS_DEBUGLOG={}\n", log.display()));
+    std::fs::read(mounted.mountpoint.join("ABOUT.txt")).unwrap();
+    drop(mounted);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("mounted") && text.contains("revision=3"), "{text}");
+    assert!(text.contains("DEBUG"), "debug messages go to CVMFS_DEBUGLOG: {text}");
+}

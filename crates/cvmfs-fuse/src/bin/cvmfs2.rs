@@ -26,15 +26,18 @@ fn main() {
         println!("CernVM-FS version {}", cvmfs_client::xattr::VERSION);
         return;
     }
-    // fuser reports a second unmount attempt after `fusermount -u` as an error; it
-    // is noise unless debugging.
-    let filter = if inv.debug { "debug" } else { "warn,fuser=off" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CVMFS_LOG").unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logging needs the repository's configuration (syslog level, debug log file).
+    let (syslog_level, debug_log) = match daemon::load_config(&inv) {
+        Ok((config, _)) => (config.syslog_level, config.debug_log),
+        Err(_) => (3, None),
+    };
+    cvmfs_fuse::logging::init(
+        &inv.fqrn,
+        inv.debug,
+        inv.foreground || inv.parse_only,
+        syslog_level,
+        debug_log.as_deref(),
+    );
     if inv.parse_only {
         match daemon::load_config(&inv) {
             Ok((_, params)) => print!("{}", params.dump()),
