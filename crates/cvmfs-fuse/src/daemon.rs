@@ -103,6 +103,7 @@ fn mount_session(inv: &Invocation) -> Result<Running, Failure> {
         .collect();
     let options = MountOptions { variables, ..MountOptions::default() };
     let mount = Arc::new(Mount::new(config, options).map_err(mount_failure)?);
+    detach_stale_mount(&inv.mountpoint);
     let threads = if inv.single_threaded { 0 } else { 8 };
     let passthrough = params.get("CVMFS_FUSE_PASSTHROUGH").is_none_or(config::typed::is_on);
     let fs = CvmfsFs::new(Arc::clone(&mount), threads, passthrough);
@@ -258,5 +259,21 @@ fn detach_stdio() {
             // SAFETY: dup2 onto the standard descriptors of this process.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
+    }
+}
+
+/// A mount whose daemon died answers every access with `ENOTCONN`; detach it so the new
+/// mount can take its place (upstream's watchdog does this when the daemon crashes).
+fn detach_stale_mount(mountpoint: &std::path::Path) {
+    let stale = matches!(std::fs::metadata(mountpoint), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    if !stale {
+        return;
+    }
+    warn!(mountpoint = %mountpoint.display(), "detaching the stale mount of a daemon that died");
+    let c_path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).unwrap_or_default();
+    // SAFETY: umount2 with a NUL-terminated path.
+    let detached = unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0;
+    if !detached {
+        let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status();
     }
 }

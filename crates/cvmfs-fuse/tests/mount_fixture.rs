@@ -409,3 +409,34 @@ fn the_debug_log_records_the_mount() {
     assert!(text.contains("mounted") && text.contains("revision=3"), "{text}");
     assert!(text.contains("DEBUG"), "debug messages go to CVMFS_DEBUGLOG: {text}");
 }
+
+#[test]
+fn a_killed_daemon_gives_errors_not_hangs_and_the_mountpoint_can_be_reused() {
+    let repo = reference_repo();
+    let mut mounted = mount(&repo, "");
+    let mountpoint = mounted.mountpoint.clone();
+    std::fs::read(mountpoint.join("ABOUT.txt")).unwrap();
+    mounted.child.kill().unwrap();
+    mounted.child.wait().unwrap();
+    // Readers get "Transport endpoint is not connected" at once.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let probe = mountpoint.join("payload/random_a.bin");
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(&probe).map(|_| ()).map_err(|e| e.raw_os_error()));
+    });
+    let result = rx.recv_timeout(Duration::from_secs(10)).expect("a read on a dead mount hung");
+    assert_eq!(result, Err(Some(libc::ENOTCONN)));
+    // A new cvmfs2 on the same mountpoint replaces the stale mount.
+    let conf = mounted._dir.path().join("repo.conf");
+    let again = cvmfs2()
+        .arg("-o")
+        .arg(format!("config={}", conf.display()))
+        .arg(&repo.fqrn)
+        .arg(&mountpoint)
+        .env("CVMFS_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let _unmount = Unmount(mountpoint.clone());
+    assert_eq!(std::fs::read(mountpoint.join("ABOUT.txt")).unwrap().len(), 65);
+}
