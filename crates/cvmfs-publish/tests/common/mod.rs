@@ -357,3 +357,25 @@ pub fn inspect(args: &[&str]) -> Result<String, String> {
     cvmfs_tools::inspect::run(&cli, &mut out).map_err(|e| e.to_string())?;
     Ok(String::from_utf8(out).unwrap())
 }
+
+/// Checks that every object below `data/` is named by the hash of its stored bytes;
+/// returns how many objects there are.
+pub fn verify_all_objects(storage: &Path) -> usize {
+    let mut count = 0;
+    for dir in std::fs::read_dir(storage.join("data")).unwrap() {
+        let dir = dir.unwrap();
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if prefix == "txn" {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let file = file.unwrap();
+            let name = format!("{prefix}/{}", file.file_name().to_string_lossy());
+            let id = ObjectId::from_data_path(&name).unwrap_or_else(|| panic!("not an object name: {name}"));
+            let stored = std::fs::read(file.path()).unwrap();
+            assert_eq!(ContentHash::of(id.hash.algorithm(), &stored), id.hash, "object {name}");
+            count += 1;
+        }
+    }
+    count
+}
