@@ -36,6 +36,8 @@ pub enum PublishError {
     BadTag(String),
     #[error("source tree: {}: {reason}", path.display())]
     Source { path: PathBuf, reason: String },
+    #[error("another publish holds the storage lock {}", .0.display())]
+    Busy(PathBuf),
     #[error("the source root {} is not a directory", .0.display())]
     SourceNotDirectory(PathBuf),
 }

@@ -38,10 +38,14 @@ pub struct ObjectStore {
     storage: PathBuf,
     txn: PathBuf,
     stats: StoreStats,
+    /// Holds an exclusive `flock` on `data/txn/.lock` while the store is open.
+    _lock: File,
 }
 
 impl ObjectStore {
-    /// Opens `storage`, creating `data/00`..`data/ff` and `data/txn` if missing.
+    /// Opens `storage`, creating `data/00`..`data/ff` and `data/txn` if missing. Only one
+    /// writer may have a storage open (a second one gets [`PublishError::Busy`]); leftovers
+    /// of an interrupted earlier publish in `data/txn` are removed.
     pub fn open(storage: &Path) -> Result<ObjectStore, PublishError> {
         let data = storage.join("data");
         for byte in 0..=255u8 {
@@ -50,7 +54,9 @@ impl ObjectStore {
         }
         let txn = data.join("txn");
         fs::create_dir_all(&txn).io("creating", &txn)?;
-        Ok(ObjectStore { storage: storage.to_path_buf(), txn, stats: StoreStats::default() })
+        let lock = lock_exclusive(&txn.join(".lock"))?;
+        remove_leftovers(&txn)?;
+        Ok(ObjectStore { storage: storage.to_path_buf(), txn, stats: StoreStats::default(), _lock: lock })
     }
 
     /// The storage directory.
@@ -136,6 +142,37 @@ impl ObjectStore {
         io::copy(&mut input, &mut writer).io("reading", file)?;
         self.commit(writer, kind)
     }
+}
+
+fn lock_exclusive(path: &Path) -> Result<File, PublishError> {
+    let file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).io("opening", path)?;
+    // SAFETY: flock on a descriptor we own; released when `file` is closed.
+    let rc =
+        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(PublishError::Busy(path.to_path_buf()));
+    }
+    Ok(file)
+}
+
+/// Temporary files and scratch directories of interrupted publishes (never an object:
+/// objects live only under their final names).
+fn remove_leftovers(txn: &Path) -> Result<(), PublishError> {
+    for entry in fs::read_dir(txn).io("listing", txn)? {
+        let entry = entry.io("listing", txn)?;
+        if entry.file_name() == ".lock" {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.io("removing the leftover", &path)?;
+    }
+    Ok(())
 }
 
 /// Compresses and hashes the content of one object as it is written.
@@ -246,6 +283,18 @@ mod tests {
     }
 
     #[test]
+    fn one_writer_at_a_time_and_leftovers_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        assert!(matches!(ObjectStore::open(dir.path()), Err(PublishError::Busy(_))));
+        fs::create_dir(store.txn_dir().join("publish-old")).unwrap();
+        fs::write(store.txn_dir().join(".tmpXYZ"), b"half").unwrap();
+        drop(store);
+        let store = ObjectStore::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(store.txn_dir()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn large_objects_spill_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = ObjectStore::open(dir.path()).unwrap();
@@ -255,6 +304,6 @@ mod tests {
             let stored = fs::read(store.object_path(&ObjectId::new(hash, ObjectKind::File))).unwrap();
             assert_eq!(read_verified_to_vec(&stored, hash, compression, u64::MAX).unwrap(), content);
         }
-        assert_eq!(fs::read_dir(store.txn_dir()).unwrap().count(), 0, "no temporary files left");
+        assert_eq!(fs::read_dir(store.txn_dir()).unwrap().count(), 1, "only the lock file is left");
     }
 }
