@@ -14,7 +14,6 @@ use cvmfs_core::manifest::{Manifest, DEFAULT_TTL};
 use cvmfs_core::signature::{sign_manifest_hash_line, sign_whitelist_hash_line};
 use cvmfs_core::whitelist::Whitelist;
 use cvmfs_core::{Algorithm, Compression, ContentHash, ObjectKind};
-use tempfile::NamedTempFile;
 use tracing::info;
 
 use crate::build::{BuildStats, TreeBuilder};
@@ -24,7 +23,7 @@ use crate::history::{check_tag_name, generic_tag_name, has_tag, write_history, T
 use crate::ingest::IngestSettings;
 use crate::keys::{check_fqrn, load_keys, RepositoryKeys};
 use crate::previous::Previous;
-use crate::store::{ObjectStore, StoreStats};
+use crate::store::{readable_temp_file, ObjectStore, StoreStats};
 
 /// Whitelist validity upstream uses with a master key file.
 pub const DEFAULT_WHITELIST_DAYS: u32 = 30;
@@ -236,11 +235,9 @@ pub fn signed_whitelist(
 /// `target` (readers see the old or the new file, never a partial one).
 fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     let dir = target.parent().unwrap_or(Path::new("."));
-    let mut file = NamedTempFile::new_in(dir).io("creating a temporary file in", dir)?;
+    let mut file = readable_temp_file(dir).io("creating a temporary file in", dir)?;
     file.write_all(bytes).io("writing", file.path())?;
     file.as_file().sync_all().io("syncing", file.path())?;
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    std::fs::set_permissions(file.path(), mode).io("setting permissions of", file.path())?;
     file.persist(target).map_err(|e| e.error).io("replacing", target)?;
     Ok(())
 }

@@ -105,8 +105,7 @@ impl ObjectStore {
         let file = match sink.spilled {
             Some(file) => file,
             None => {
-                let mut file =
-                    NamedTempFile::new_in(&self.txn).io("creating a temporary file in", &self.txn)?;
+                let mut file = readable_temp_file(&self.txn).io("creating a temporary file in", &self.txn)?;
                 file.write_all(&sink.memory).io("writing", file.path())?;
                 file
             }
@@ -142,6 +141,13 @@ impl ObjectStore {
         io::copy(&mut input, &mut writer).io("reading", file)?;
         self.commit(writer, kind)
     }
+}
+
+/// A temporary file created with mode 0644 (less the umask), so that the object it
+/// becomes can be served by a web server running as another user.
+pub(crate) fn readable_temp_file(dir: &Path) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new().permissions(fs::Permissions::from_mode(0o644)).tempfile_in(dir)
 }
 
 fn lock_exclusive(path: &Path) -> Result<File, PublishError> {
@@ -236,7 +242,7 @@ impl HashingSink {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        let mut file = NamedTempFile::new_in(&self.txn)?;
+        let mut file = readable_temp_file(&self.txn)?;
         file.write_all(&self.memory)?;
         self.memory = Vec::new();
         self.spilled = Some(file);
@@ -279,7 +285,9 @@ mod tests {
         assert_eq!(store.stats(), StoreStats { written: 1, reused: 1, bytes_written: 8 });
         let plain = store.put(b"abc", ObjectKind::Partial, Algorithm::Rmd160, Compression::None).unwrap();
         assert_eq!(plain.to_string(), "8eb208f7e05d987a9b044a8e98c6b087f15a0bfc-rmd160");
-        assert!(dir.path().join("data/8e/b208f7e05d987a9b044a8e98c6b087f15a0bfc-rmd160P").is_file());
+        let object = dir.path().join("data/8e/b208f7e05d987a9b044a8e98c6b087f15a0bfc-rmd160P");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(object).unwrap().permissions().mode() & 0o444, 0o444, "world-readable");
     }
 
     #[test]
