@@ -7,10 +7,9 @@
 //! directly. Either way every object passes through `cvmfs_core::verify` before a byte
 //! of it is used.
 
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use cvmfs_core::verify::{VerifyError, VerifyingWriter};
+use cvmfs_core::verify::{RewindableSink, VerifyError, VerifyingWriter};
 use cvmfs_core::{Compression, ObjectId};
 use thiserror::Error;
 
@@ -62,7 +61,7 @@ pub trait Downloader: Send + Sync {
         &self,
         id: &ObjectId,
         compression: Compression,
-        sink: &mut dyn Write,
+        sink: &mut dyn RewindableSink,
         limit: u64,
     ) -> Result<u64, FetchError>;
 
@@ -129,7 +128,7 @@ impl Downloader for FileDownloader {
         &self,
         id: &ObjectId,
         compression: Compression,
-        sink: &mut dyn Write,
+        sink: &mut dyn RewindableSink,
         limit: u64,
     ) -> Result<u64, FetchError> {
         use std::io::Read;

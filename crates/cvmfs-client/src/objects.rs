@@ -122,10 +122,10 @@ impl ObjectStore {
         what: &str,
     ) -> Result<CachedObject> {
         debug!(object = %id, what, "downloading");
-        let mut txn = self.cache.start_txn(*id, size)?;
-        txn.describe(what.to_string());
+        let mut sink =
+            TxnSink { cache: &self.cache, id: *id, size, what, txn: Some(self.new_txn(id, size, what)?) };
         let limit = size.unwrap_or(MAX_UNSIZED_OBJECT);
-        let bytes = self.downloader.fetch_object(id, compression, &mut txn, limit).map_err(|e| match e {
+        let bytes = self.downloader.fetch_object(id, compression, &mut sink, limit).map_err(|e| match e {
             FetchError::Verify { source: cvmfs_core::verify::VerifyError::Sink(io), .. } => {
                 ClientError::Fetch(FetchError::NoSpace { what: what.to_string(), message: io.to_string() })
             }
@@ -139,10 +139,20 @@ impl ObjectStore {
                 });
             }
         }
+        let txn = sink.txn.take().ok_or_else(|| ClientError::BadFile {
+            path: what.to_string(),
+            problem: "the download left no cache transaction".into(),
+        })?;
         let object = txn.commit()?;
         self.counters.downloads.fetch_add(1, Ordering::Relaxed);
         self.counters.downloaded_bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(object)
+    }
+
+    fn new_txn(&self, id: &ObjectId, size: Option<u64>, what: &str) -> Result<cvmfs_cache::Txn> {
+        let mut txn = self.cache.start_txn(*id, size)?;
+        txn.describe(what.to_string());
+        Ok(txn)
     }
 
     fn gate(&self, id: &ObjectId) -> Arc<Mutex<()>> {
@@ -156,5 +166,39 @@ impl ObjectStore {
         if Arc::strong_count(gate) <= 2 {
             map.remove(id);
         }
+    }
+}
+
+/// A cache transaction that a retried download can start over in: rewinding abandons
+/// the transaction (its file is removed) and opens a fresh one.
+struct TxnSink<'a> {
+    cache: &'a Cache,
+    id: ObjectId,
+    size: Option<u64>,
+    what: &'a str,
+    txn: Option<cvmfs_cache::Txn>,
+}
+
+impl std::io::Write for TxnSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.txn.as_mut() {
+            Some(txn) => txn.write(buf),
+            None => Err(std::io::Error::other("cache transaction is closed")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.txn.as_mut().map_or(Ok(()), |txn| txn.flush())
+    }
+}
+
+impl cvmfs_core::verify::RewindableSink for TxnSink<'_> {
+    fn rewind(&mut self) -> std::io::Result<()> {
+        if let Some(old) = self.txn.take() {
+            old.abort();
+        }
+        let mut txn = self.cache.start_txn(self.id, self.size).map_err(std::io::Error::other)?;
+        txn.describe(self.what.to_string());
+        self.txn = Some(txn);
+        Ok(())
     }
 }

@@ -45,6 +45,35 @@ impl VerifyError {
     }
 }
 
+/// A destination a download can start over in: when an attempt fails half-way (a reset
+/// connection, bad bytes from a proxy) the next attempt on another proxy or host first
+/// rewinds it, so the bytes of a failed attempt never mix with those of the next.
+pub trait RewindableSink: Write {
+    /// Discards everything written so far.
+    fn rewind(&mut self) -> io::Result<()>;
+}
+
+impl RewindableSink for Vec<u8> {
+    fn rewind(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+}
+
+impl RewindableSink for io::Sink {
+    fn rewind(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RewindableSink for std::fs::File {
+    fn rewind(&mut self) -> io::Result<()> {
+        use std::io::Seek;
+        self.set_len(0)?;
+        self.seek(io::SeekFrom::Start(0)).map(|_| ())
+    }
+}
+
 /// A sink adapter that caps how many bytes reach the inner writer.
 struct Limited<W> {
     inner: W,
