@@ -69,8 +69,8 @@ const MAGIC: &[(&str, Flavour)] = &[
     ("user.timeout_direct", Flavour::Base),
     ("user.timestamp_last_ioerr", Flavour::Base),
     ("user.uptime", Flavour::Base),
-    ("user.usedfd", Flavour::Base),
     ("user.useddirp", Flavour::Base),
+    ("user.usedfd", Flavour::Base),
     ("user.version", Flavour::Base),
     ("xfsroot.rawlink", Flavour::Symlink),
 ];
