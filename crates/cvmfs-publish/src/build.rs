@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cvmfs_core::catalog::schema::{compression_flag_bits, flags, hash_algorithm_flag_bits, pack_hardlinks};
 use cvmfs_core::path::RepoPath;
@@ -27,7 +28,7 @@ use tracing::debug;
 
 use crate::catalog::{CatalogProperties, CatalogWriter, FinishedCatalog, Row};
 use crate::error::PublishError;
-use crate::ingest::{ingest_file, FileContent, IngestSettings};
+use crate::ingest::{ingest_file, worker_count, FileContent, IngestSettings};
 use crate::previous::Previous;
 use crate::source::{has_catalog_marker, read_dir_sorted, SourceEntry, SourceKind};
 use crate::store::ObjectStore;
@@ -43,7 +44,7 @@ pub struct BuildStats {
 
 /// Everything the walk needs.
 pub struct TreeBuilder<'a> {
-    pub store: &'a mut ObjectStore,
+    pub store: &'a ObjectStore,
     pub settings: IngestSettings,
     pub with_xattrs: bool,
     pub scratch: PathBuf,
@@ -59,7 +60,7 @@ pub struct TreeBuilder<'a> {
 impl<'a> TreeBuilder<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: &'a mut ObjectStore,
+        store: &'a ObjectStore,
         settings: IngestSettings,
         with_xattrs: bool,
         scratch: PathBuf,
@@ -114,7 +115,7 @@ impl<'a> TreeBuilder<'a> {
         entries: Vec<SourceEntry>,
     ) -> Result<(), PublishError> {
         let groups = hardlink_groups(&entries, catalog);
-        let mut contents: HashMap<(u64, u64), FileContent> = HashMap::new();
+        let contents = self.ingest_all(&entries)?;
         for (index, entry) in entries.iter().enumerate() {
             let path = dir
                 .join(&entry.name)
@@ -122,15 +123,10 @@ impl<'a> TreeBuilder<'a> {
             match entry.kind {
                 SourceKind::Directory => self.add_directory(catalog, &path, entry)?,
                 SourceKind::Regular => {
-                    let inode = (entry.meta.dev(), entry.meta.ino());
-                    let content = match contents.get(&inode) {
-                        Some(content) => content.clone(),
-                        None => ingest_file(self.store, &self.settings, &entry.path, entry.meta.size())?,
-                    };
+                    let content = &contents[&inode(entry)];
                     let hardlinks = groups.get(&index).copied().unwrap_or_else(|| pack_hardlinks(0, 1));
-                    let row = self.file_row(entry, &path, &content, hardlinks);
+                    let row = self.file_row(entry, &path, content, hardlinks);
                     self.insert(catalog, &row)?;
-                    contents.insert(inode, content);
                 }
                 SourceKind::Symlink => {
                     self.insert(catalog, &plain_row(entry, &path, flags::FILE | flags::LINK))?
@@ -141,6 +137,44 @@ impl<'a> TreeBuilder<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Stores the content of every regular file of a listing (once per inode), on
+    /// [`worker_count`] threads when there are several files.
+    fn ingest_all(&self, entries: &[SourceEntry]) -> Result<HashMap<(u64, u64), FileContent>, PublishError> {
+        let mut seen = std::collections::HashSet::new();
+        let jobs: Vec<&SourceEntry> =
+            entries.iter().filter(|e| e.kind == SourceKind::Regular && seen.insert(inode(e))).collect();
+        let ingest = |e: &SourceEntry| ingest_file(self.store, &self.settings, &e.path, e.meta.size());
+        let workers = worker_count().min(jobs.len());
+        if workers <= 1 {
+            return jobs.iter().map(|e| Ok((inode(e), ingest(e)?))).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let work = || {
+            let mut done = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let Some(entry) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let result = ingest(entry);
+                failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                done.push((inode(entry), result));
+            }
+            done
+        };
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let contents =
+            results.into_iter().map(|(key, r)| r.map(|c| (key, c))).collect::<Result<HashMap<_, _>, _>>()?;
+        if contents.len() != jobs.len() {
+            return Err(PublishError::Source {
+                path: jobs[0].path.clone(),
+                reason: "a compression thread panicked".into(),
+            });
+        }
+        Ok(contents)
     }
 
     fn add_directory(
@@ -262,6 +296,10 @@ fn hardlink_groups(entries: &[SourceEntry], catalog: &mut CatalogWriter) -> Hash
         }
     }
     packed
+}
+
+fn inode(entry: &SourceEntry) -> (u64, u64) {
+    (entry.meta.dev(), entry.meta.ino())
 }
 
 fn parent_key(path: &RepoPath) -> PathKey {

@@ -100,7 +100,7 @@ pub fn unix_now() -> u64 {
 pub fn publish(options: &PublishOptions) -> Result<PublishReport, PublishError> {
     check_fqrn(&options.fqrn)?;
     let keys = load_keys(&options.fqrn, &options.keys_dir)?;
-    let mut store = ObjectStore::open(&options.storage)?;
+    let store = ObjectStore::open(&options.storage)?;
     let scratch = tempfile::Builder::new()
         .prefix("publish-")
         .tempdir_in(store.txn_dir())
@@ -121,7 +121,7 @@ pub fn publish(options: &PublishOptions) -> Result<PublishReport, PublishError> 
         chunking: options.chunking,
     };
     let mut builder = TreeBuilder::new(
-        &mut store,
+        &store,
         settings,
         options.xattrs,
         scratch.path().to_path_buf(),
@@ -146,7 +146,7 @@ pub fn publish(options: &PublishOptions) -> Result<PublishReport, PublishError> 
     manifest.publish_timestamp = now;
     let objects =
         RepositoryObjects { keys: &keys, options, previous: previous.as_ref(), scratch: scratch.path() };
-    objects.store_all(&mut store, &tag, &mut manifest)?;
+    objects.store_all(&store, &tag, &mut manifest)?;
     sync_storage(&options.storage)?;
     let whitelist = signed_whitelist(&keys, &options.fqrn, options.algorithm, now, options.whitelist_days)?;
     replace_file(&options.storage.join(".cvmfswhitelist"), &whitelist)?;
@@ -175,7 +175,7 @@ struct RepositoryObjects<'a> {
 impl RepositoryObjects<'_> {
     fn store_all(
         &self,
-        store: &mut ObjectStore,
+        store: &ObjectStore,
         tag: &TagRow,
         manifest: &mut Manifest,
     ) -> Result<(), PublishError> {

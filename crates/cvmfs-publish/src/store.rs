@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cvmfs_core::hash::Hasher;
 use cvmfs_core::{Algorithm, Compression, ContentHash, ObjectId, ObjectKind};
@@ -37,7 +38,9 @@ pub struct StoreStats {
 pub struct ObjectStore {
     storage: PathBuf,
     txn: PathBuf,
-    stats: StoreStats,
+    written: AtomicU64,
+    reused: AtomicU64,
+    bytes_written: AtomicU64,
     /// Holds an exclusive `flock` on `data/txn/.lock` while the store is open.
     _lock: File,
 }
@@ -56,7 +59,14 @@ impl ObjectStore {
         fs::create_dir_all(&txn).io("creating", &txn)?;
         let lock = lock_exclusive(&txn.join(".lock"))?;
         remove_leftovers(&txn)?;
-        Ok(ObjectStore { storage: storage.to_path_buf(), txn, stats: StoreStats::default(), _lock: lock })
+        Ok(ObjectStore {
+            storage: storage.to_path_buf(),
+            txn,
+            written: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            _lock: lock,
+        })
     }
 
     /// The storage directory.
@@ -69,8 +79,13 @@ impl ObjectStore {
         &self.txn
     }
 
+    /// What was written so far (objects may be stored from several threads at once).
     pub fn stats(&self) -> StoreStats {
-        self.stats
+        StoreStats {
+            written: self.written.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
     }
 
     /// The file of an object.
@@ -93,13 +108,13 @@ impl ObjectStore {
     }
 
     /// Stores the content written to `writer` as an object of `kind`; returns its hash.
-    pub fn commit(&mut self, writer: ObjectWriter, kind: ObjectKind) -> Result<ContentHash, PublishError> {
+    pub fn commit(&self, writer: ObjectWriter, kind: ObjectKind) -> Result<ContentHash, PublishError> {
         let sink = writer.finish().io("compressing into", &self.txn)?;
         let hash = sink.hasher.finish();
         let id = ObjectId::new(hash, kind);
         let target = self.object_path(&id);
         if target.is_file() {
-            self.stats.reused += 1;
+            self.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(hash);
         }
         let file = match sink.spilled {
@@ -111,14 +126,14 @@ impl ObjectStore {
             }
         };
         file.persist(&target).map_err(|e| e.error).io("storing object", &target)?;
-        self.stats.written += 1;
-        self.stats.bytes_written += sink.stored_bytes;
+        self.written.fetch_add(1, Ordering::Relaxed);
+        self.bytes_written.fetch_add(sink.stored_bytes, Ordering::Relaxed);
         Ok(hash)
     }
 
     /// Stores `content` (held in memory) as one object.
     pub fn put(
-        &mut self,
+        &self,
         content: &[u8],
         kind: ObjectKind,
         algorithm: Algorithm,
@@ -131,7 +146,7 @@ impl ObjectStore {
 
     /// Stores the content of `file` as one zlib object (catalogs, history databases).
     pub fn put_file(
-        &mut self,
+        &self,
         file: &Path,
         kind: ObjectKind,
         algorithm: Algorithm,
@@ -277,7 +292,7 @@ mod tests {
     #[test]
     fn objects_are_named_by_the_hash_of_their_stored_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ObjectStore::open(dir.path()).unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
         let hash = store.put(b"", ObjectKind::File, Algorithm::Sha1, Compression::Zlib).unwrap();
         assert_eq!(hash.to_string(), "e8ec3d88b62ebf526e4e5a4ff6162a3aa48a6b78", "spec 12.5");
         let again = store.put(b"", ObjectKind::File, Algorithm::Sha1, Compression::Zlib).unwrap();
@@ -305,7 +320,7 @@ mod tests {
     #[test]
     fn large_objects_spill_and_verify() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ObjectStore::open(dir.path()).unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
         let content: Vec<u8> = (0..(SPILL_THRESHOLD as u32 + 100_000)).map(|i| (i % 253) as u8).collect();
         for compression in [Compression::None, Compression::Zlib] {
             let hash = store.put(&content, ObjectKind::File, Algorithm::Shake128, compression).unwrap();
