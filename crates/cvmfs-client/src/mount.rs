@@ -46,6 +46,8 @@ pub enum MountError {
     Cache(#[from] cvmfs_cache::CacheError),
     #[error("no server configured: set CVMFS_SERVER_URL")]
     NoServer,
+    #[error("failed to discover HTTP proxy servers: {0}")]
+    ProxyDiscovery(String),
     #[error("cannot fetch the manifest: {0}")]
     Manifest(FetchError),
     #[error("the manifest is not trustworthy: {0}")]

@@ -42,11 +42,78 @@ pub fn download_config(config: &ClientConfig) -> DownloadConfig {
     download
 }
 
-/// The download manager for `http://` and `https://` server URLs.
+/// The download manager for `http://` and `https://` server URLs: `auto` proxy groups
+/// resolved (WPAD/PAC), Stratum-1s ordered by the Geo-API if asked, at most
+/// `CVMFS_MAX_SERVERS` hosts.
 pub fn downloader(config: &ClientConfig) -> Result<Arc<dyn Downloader>, MountError> {
-    let manager = DownloadManager::new(download_config(config))
+    let mut download = download_config(config);
+    download.proxy = resolve_proxies(config, &download)?;
+    let manager = DownloadManager::new(download)
         .map_err(|e| MountError::NoRevision { cause: format!("network set-up: {e}") })?;
+    if config.use_geoapi {
+        let _ = manager.order_hosts_by_geo_api(&client_uuid(config));
+    }
+    if let Some(max) = config.max_servers {
+        let hosts = manager.state().hosts;
+        if hosts.len() > max {
+            manager.set_hosts(hosts[..max].to_vec());
+        }
+    }
     Ok(Arc::new(HttpDownloader { manager }))
+}
+
+/// `auto` groups of `CVMFS_HTTP_PROXY` through `$http_proxy` or `CVMFS_PAC_URLS` (spec
+/// 3), with the last complete answer cached in the workspace for when discovery fails.
+fn resolve_proxies(config: &ClientConfig, download: &DownloadConfig) -> Result<String, MountError> {
+    if !download.proxy.split(';').any(|g| g.trim() == "auto") {
+        return Ok(download.proxy.clone());
+    }
+    let bootstrap = DownloadManager::new(DownloadConfig { proxy: "DIRECT".into(), ..download.clone() })
+        .map_err(|e| MountError::ProxyDiscovery(e.to_string()))?;
+    let fetch = |url: &str| bootstrap.fetch_url(url, 1 << 20).ok();
+    let env_proxy = std::env::var("http_proxy").ok();
+    let first_host = download.hosts.first().cloned().unwrap_or_default();
+    let (resolved, complete) = cvmfs_proxy::pac::resolve_auto(
+        &download.proxy,
+        &config.pac_urls,
+        &first_host,
+        env_proxy.as_deref(),
+        &fetch,
+    );
+    let cache_file = config.effective_workspace().join(format!("proxies.cvmfs2-{}", config.fqrn));
+    let resolved = if complete {
+        let _ = std::fs::create_dir_all(config.effective_workspace());
+        let _ = std::fs::write(&cache_file, &resolved);
+        resolved
+    } else {
+        match std::fs::read_to_string(&cache_file) {
+            Ok(cached) if !cached.trim().is_empty() => {
+                warn!("proxy auto-discovery failed, using cached proxy settings");
+                cached.trim().to_string()
+            }
+            _ => resolved,
+        }
+    };
+    if resolved.trim().is_empty() {
+        return Err(MountError::ProxyDiscovery("no PAC file gave a usable answer (CVMFS_PAC_URLS)".into()));
+    }
+    Ok(resolved)
+}
+
+/// A persistent random id for Geo-API requests without a proxy (`<workspace>/uuid`).
+fn client_uuid(config: &ClientConfig) -> String {
+    let file = config.effective_workspace().join("uuid");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        if !text.trim().is_empty() {
+            return text.trim().to_string();
+        }
+    }
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+    let _ = std::fs::create_dir_all(config.effective_workspace());
+    let _ = std::fs::write(&file, &uuid);
+    uuid
 }
 
 /// [`Downloader`] over `cvmfs-proxy`.

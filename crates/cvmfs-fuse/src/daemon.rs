@@ -31,6 +31,7 @@ pub mod exit {
     pub const SIGNATURE: i32 = 15;
     pub const CATALOG: i32 = 16;
     pub const HISTORY: i32 = 22;
+    pub const WPAD: i32 = 23;
     pub const REVISION_BLACKLISTED: i32 = 25;
 }
 
@@ -63,6 +64,7 @@ pub fn load_config(inv: &Invocation) -> Result<(ClientConfig, config::Parameters
 fn mount_failure(error: MountError) -> Failure {
     let code = match &error {
         MountError::Cache(_) => exit::CACHE_DIR,
+        MountError::ProxyDiscovery(_) => exit::WPAD,
         MountError::Trust(e) if matches!(**e, cvmfs_core::trust::TrustError::RevisionBlacklisted { .. }) => {
             exit::REVISION_BLACKLISTED
         }

@@ -17,6 +17,7 @@
 pub mod chain;
 pub mod http;
 pub mod manager;
+pub mod pac;
 
 pub use chain::{ChainError, Proxy};
 pub use manager::{DownloadConfig, DownloadError, DownloadManager, State};

@@ -176,6 +176,61 @@ impl DownloadManager {
         Ok(out)
     }
 
+    /// An absolute URL (PAC file, Geo-API) through the current proxy, one attempt, no
+    /// host fail-over (spec 2.5).
+    pub fn fetch_url(&self, url: &str, limit: u64) -> Result<Vec<u8>, DownloadError> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let proxy = self.failover.lock().unwrap_or_else(PoisonError::into_inner).current_proxy().clone();
+        let mut out = Vec::new();
+        let mut plain = PlainAttempt { out: &mut out, limit };
+        let result = self.attempt(url, &proxy, false, &mut plain);
+        match result {
+            Ok(_) => Ok(out),
+            Err(failure) => Err(final_error(url, url, &failure, 1, limit)),
+        }
+    }
+
+    /// Orders the Stratum-1s by the Geo-API of the servers themselves (spec 4): asks
+    /// up to three hosts `<host>/api/v1.0/geo/<who>/<names>`; the first valid answer
+    /// reorders the host chain. Any failure keeps the configured order.
+    pub fn order_hosts_by_geo_api(&self, client_id: &str) -> Result<Vec<String>, String> {
+        let (hosts, proxy) = {
+            let f = self.failover.lock().unwrap_or_else(PoisonError::into_inner);
+            (f.hosts.clone(), f.current_proxy().clone())
+        };
+        if hosts.len() < 2 {
+            return Ok(hosts);
+        }
+        let mut sorted: Vec<(String, String)> =
+            hosts.iter().map(|h| (crate::pac::host_of(h), h.clone())).collect();
+        sorted.sort();
+        let names: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
+        let who = match &proxy.url {
+            Some(url) => crate::pac::host_of(url),
+            None => client_id.to_string(),
+        };
+        let mut order: Vec<usize> = (0..hosts.len()).collect();
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::thread_rng());
+        let mut last = String::from("no host asked");
+        for index in order.into_iter().take(3) {
+            let url =
+                format!("{}/api/v1.0/geo/{who}/{}", hosts[index].trim_end_matches('/'), names.join(","));
+            match self
+                .fetch_url(&url, 64 << 10)
+                .map_err(|e| e.to_string())
+                .and_then(|b| parse_geo_reply(&b, names.len()))
+            {
+                Ok(permutation) => {
+                    let ordered: Vec<String> = permutation.iter().map(|&i| sorted[i].1.clone()).collect();
+                    self.set_hosts(ordered.clone());
+                    return Ok(ordered);
+                }
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        tracing::warn!(reason = %last, "Geo-API ordering failed; keeping the configured host order");
+        Err(last)
+    }
     /// Streams object `id` through inflate + hash verification into `sink`; returns the
     /// decoded size. Bad data is retried with no-cache headers, then on other hosts;
     /// `sink` is rewound before every new attempt and holds only verified bytes on `Ok`.
@@ -414,6 +469,30 @@ impl DownloadManager {
     }
 }
 
+/// A valid Geo-API reply: a comma list of the 1-based indices 1..=n in some order.
+pub fn parse_geo_reply(body: &[u8], n: usize) -> Result<Vec<usize>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "reply is not text".to_string())?;
+    if !text.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | ' ' | '\n' | '\r')) {
+        return Err(format!("reply {text:?} is not a list of numbers"));
+    }
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let indices: Vec<usize> = compact
+        .split(',')
+        .map(|item| item.parse::<usize>().map_err(|_| format!("reply {text:?} is not a list of numbers")))
+        .collect::<Result<_, _>>()?;
+    let mut seen = vec![false; n];
+    if indices.len() != n {
+        return Err(format!("reply has {} entries for {n} servers", indices.len()));
+    }
+    for &i in &indices {
+        if i == 0 || i > n || seen[i - 1] {
+            return Err(format!("reply {text:?} is not a permutation of 1..{n}"));
+        }
+        seen[i - 1] = true;
+    }
+    Ok(indices.into_iter().map(|i| i - 1).collect())
+}
+
 #[derive(Debug)]
 struct Job {
     retries: u32,
@@ -539,5 +618,19 @@ impl AttemptTarget for ObjectAttempt<'_, '_> {
         let (_, decoded) = verifier.finish_with_size().map_err(consume_error)?;
         *self.decoded = decoded;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geo_replies_must_be_permutations() {
+        assert_eq!(parse_geo_reply(b"2,1,3\n", 3).unwrap(), vec![1, 0, 2]);
+        assert_eq!(parse_geo_reply(b" 1 , 2 ", 2).unwrap(), vec![0, 1]);
+        for bad in [&b"1,1"[..], b"1,3", b"1", b"1,2,3", b"<html>", b"0,1", b"1,,2"] {
+            assert!(parse_geo_reply(bad, 2).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }
