@@ -4,150 +4,16 @@
 //! equals `expected-r2.tsv` byte for byte; magic xattrs answer; a bad repository name
 //! fails with upstream's exit code.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use cvmfs_testkit::fixtures::{reference_repo, FixtureRepo};
-use cvmfs_tools::listing::{render, Kind, Row};
+use common::{cvmfs2, mount, user_xattrs, walk, write_config, xattr, Mounted};
+use cvmfs_testkit::fixtures::reference_repo;
+use cvmfs_tools::listing::render;
 use sha2::{Digest, Sha256};
-
-struct Mounted {
-    child: Child,
-    mountpoint: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3").arg("-u").arg(&self.mountpoint).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&self.mountpoint).status();
-    }
-}
-
-fn write_config(dir: &Path, repo: &FixtureRepo, extra: &str) -> PathBuf {
-    let conf = dir.join("repo.conf");
-    let text = format!(
-        "CVMFS_SERVER_URL=file://{}\nCVMFS_PUBLIC_KEY={}\nCVMFS_CACHE_BASE={}\nCVMFS_BLACKLIST={}\n{extra}",
-        repo.storage.display(),
-        repo.public_key.display(),
-        dir.join("cache").display(),
-        dir.join("no-blacklist").display(),
-    );
-    std::fs::write(&conf, text).unwrap();
-    conf
-}
-
-fn cvmfs2() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cvmfs2"))
-}
-
-/// Starts `cvmfs2 -f` and waits (bounded) for its "mounted" line.
-fn mount(repo: &FixtureRepo, extra: &str) -> Mounted {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = write_config(dir.path(), repo, extra);
-    let mountpoint = dir.path().join("mnt");
-    std::fs::create_dir(&mountpoint).unwrap();
-    let mut child = cvmfs2()
-        .arg("-f")
-        .arg("-o")
-        .arg(format!("config={}", conf.display()))
-        .arg(&repo.fqrn)
-        .arg(&mountpoint)
-        .env("CVMFS_LOG", "warn,fuser=off")
-        .env("TEST_ARCH", "arch_ppc64le")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start cvmfs2");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("cvmfs2 did not report a mount within 30 s");
-    assert!(line.starts_with("CernVM-FS: mounted cvmfs on"), "{line}");
-    Mounted { child, mountpoint, _dir: dir }
-}
-
-fn user_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut names = vec![0u8; 64 * 1024];
-    // SAFETY: the buffer is valid for its length; the path is NUL-terminated.
-    let len = unsafe { libc::llistxattr(c_path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    assert!(len >= 0, "listxattr {}: {}", path.display(), std::io::Error::last_os_error());
-    names.truncate(len as usize);
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let text = String::from_utf8(name.to_vec()).unwrap();
-        out.push((text.clone(), xattr(path, &text).unwrap()));
-    }
-    out
-}
-
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let c_name = std::ffi::CString::new(name).unwrap();
-    let mut value = vec![0u8; 256 * 1024];
-    // SAFETY: as above.
-    let len =
-        unsafe { libc::lgetxattr(c_path.as_ptr(), c_name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
-    if len < 0 {
-        return None;
-    }
-    value.truncate(len as usize);
-    Some(value)
-}
-
-fn walk(root: &Path, path: &Path, rows: &mut Vec<Row>) {
-    let meta = std::fs::symlink_metadata(path).unwrap();
-    let relative = path.strip_prefix(root).unwrap();
-    let shown = format!("/{}", relative.display());
-    let file_type = meta.file_type();
-    let (kind, sha256, symlink) = if file_type.is_dir() {
-        (Kind::Directory, None, None)
-    } else if file_type.is_symlink() {
-        let target = std::fs::read_link(path).unwrap();
-        (Kind::Symlink, None, Some(target.display().to_string()))
-    } else {
-        let bytes = std::fs::read(path).unwrap();
-        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        (Kind::File, Some(sha), None)
-    };
-    let hardlink_key = (file_type.is_file() && meta.nlink() > 1).then_some((meta.ino(), 0));
-    rows.push(Row {
-        path: if shown == "/" { shown } else { shown.trim_end_matches('/').to_string() },
-        kind,
-        permissions: meta.permissions().mode(),
-        size: meta.size(),
-        mtime: meta.mtime(),
-        sha256,
-        symlink,
-        xattrs: if file_type.is_symlink() { Vec::new() } else { user_xattrs(path) },
-        hardlink_key,
-    });
-    if file_type.is_dir() {
-        let mut children: Vec<PathBuf> =
-            std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect();
-        children.sort();
-        for child in children {
-            walk(root, &child, rows);
-        }
-    }
-}
 
 #[test]
 fn the_kernel_sees_exactly_the_expected_tree() {
