@@ -18,6 +18,9 @@ use crate::fetch::{Downloader, FileDownloader};
 use crate::inode::{InodeKey, InodeTable};
 use crate::mount::{display, CheckOutcome, MountError, Parts, Revision, OFFLINE_RETRY};
 
+/// Chunks fetched ahead of a reader of a chunked file.
+const READ_AHEAD_CHUNKS: usize = 2;
+
 /// The type of an entry, as `stat` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -519,9 +522,19 @@ impl Mount {
         }
         drop(current);
         let object = self.fetch_piece(file, index)?;
+        self.read_ahead(file, index);
         current = file.current.lock().unwrap_or_else(PoisonError::into_inner);
         *current = Some((index, object.clone()));
         Ok(object)
+    }
+
+    /// A reader that moved on to chunk `index` will likely want the next ones: fetch
+    /// them in parallel in the background.
+    fn read_ahead(&self, file: &OpenFile, index: usize) {
+        for next in file.pieces.iter().skip(index + 1).take(READ_AHEAD_CHUNKS) {
+            let what = format!("part of {}", display(&file.path));
+            self.parts.objects.prefetch(next.id, file.compression, next.size, what);
+        }
     }
 
     fn fetch_piece(&self, file: &OpenFile, index: usize) -> Result<cvmfs_cache::CachedObject> {

@@ -28,8 +28,13 @@ pub struct ObjectStore {
     cache: Cache,
     downloader: Arc<dyn Downloader>,
     in_flight: Mutex<HashMap<ObjectId, Arc<Mutex<()>>>>,
+    /// Background prefetches running now (bounded by [`MAX_PREFETCHES`]).
+    prefetching: std::sync::atomic::AtomicUsize,
     pub counters: ObjectCounters,
 }
+
+/// Chunks fetched ahead of a sequential reader at most at once, per mount.
+pub const MAX_PREFETCHES: usize = 4;
 
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,6 +48,7 @@ impl ObjectStore {
             cache,
             downloader,
             in_flight: Mutex::new(HashMap::new()),
+            prefetching: std::sync::atomic::AtomicUsize::new(0),
             counters: ObjectCounters::default(),
         }
     }
@@ -103,6 +109,27 @@ impl ObjectStore {
                 Ok(None)
             }
             _ => Ok(Some(object)),
+        }
+    }
+
+    /// Fetches `id` into the cache in the background unless it is cached already or too
+    /// many prefetches run (read-ahead for chunked files). Errors are left for the reader
+    /// that will ask for the object.
+    pub fn prefetch(self: &Arc<Self>, id: ObjectId, compression: Compression, size: u64, what: String) {
+        if self.cache.contains(&id) {
+            return;
+        }
+        if self.prefetching.fetch_add(1, Ordering::SeqCst) >= MAX_PREFETCHES {
+            self.prefetching.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let store = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("cvmfs-prefetch".into()).spawn(move || {
+            let _ = store.get(&id, compression, Some(size), &what);
+            store.prefetching.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            self.prefetching.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
