@@ -65,7 +65,7 @@ impl ChunkSizes {
 
     fn threshold(&self) -> i32 {
         // avg > min >= 32, so the quotient fits an i32.
-        i32::try_from(u64::from(u32::MAX) / self.avg).unwrap_or(i32::MAX)
+        i32::try_from(u64::from(u32::MAX) / self.avg.max(1)).unwrap_or(i32::MAX)
     }
 }
 
@@ -88,10 +88,11 @@ impl Xor32Chunker {
     /// chunk starts (the bytes before it end the current chunk), or `None` if all of
     /// `data` belongs to the current chunk. After a cut, feed the rest of `data` again.
     pub fn next_cut(&mut self, data: &[u8]) -> Option<usize> {
-        let skip_until = self.sizes.min - WINDOW;
+        let skip_until = self.sizes.min.saturating_sub(WINDOW);
         let mut index = 0;
         while index < data.len() {
-            if self.position >= self.sizes.max {
+            // `max(1)`: even unchecked sizes never yield an empty chunk.
+            if self.position >= self.sizes.max.max(1) {
                 return Some(self.cut(index));
             }
             if self.position < skip_until {
@@ -101,7 +102,7 @@ impl Xor32Chunker {
                 continue;
             }
             self.checksum = (self.checksum << 1) ^ u32::from(data[index]);
-            if self.position >= self.sizes.min && self.is_mark() {
+            if self.position >= self.sizes.min.max(1) && self.is_mark() {
                 return Some(self.cut(index));
             }
             self.position += 1;
@@ -215,6 +216,12 @@ mod tests {
         };
         let shared = ends(&before).into_iter().filter(|e| ends(&after).contains(e)).count();
         assert!(shared + 5 >= before.len(), "{shared} of {}", before.len());
+    }
+
+    #[test]
+    fn unchecked_sizes_do_not_hang_or_panic() {
+        let nonsense = ChunkSizes { min: 0, avg: 0, max: 0 };
+        assert_eq!(chunk_lengths(nonsense, &[1, 2, 3]), vec![1, 1, 1]);
     }
 
     #[test]
