@@ -183,3 +183,36 @@ fn fixture_tags_republished_incrementally_list_as_expected() {
     let head = open(&storage, FQRN, &public_key, now, Choice::Head);
     assert_eq!(comparable(&head.listing()), comparable(&expected(&fixture, "r2")));
 }
+
+#[test]
+fn publishing_on_top_of_an_upstream_repository_continues_its_history() {
+    let fixture = reference_repo();
+    let keys = tempfile::tempdir().unwrap();
+    cvmfs_publish::generate_keys(&fixture.fqrn, keys.path(), unix_now()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), "hello\n").unwrap();
+    let mut options = PublishOptions::new(&fixture.fqrn, keys.path(), &fixture.storage, &tree);
+    options.tag = Some("ours".into());
+    let report = publish(&options).unwrap();
+    assert_eq!(report.revision, 4, "upstream's HEAD was revision 3");
+    let public_key = keys.path().join(format!("{}.pub", fixture.fqrn));
+    let now = unix_now() + 60;
+    let head = open(&fixture.storage, &fixture.fqrn, &public_key, now, Choice::Head);
+    assert_eq!(head.tree.root().catalog.properties().previous_revision.unwrap().to_string(), R2_ROOT);
+    for tag in ["r1", "r2"] {
+        let old = open(&fixture.storage, &fixture.fqrn, &public_key, now, Choice::Tag(tag.into()));
+        assert_eq!(comparable(&old.listing()), comparable(&expected(&fixture, tag)), "upstream tag {tag}");
+    }
+    let history = common::open_history(&fixture.storage, head_history(&fixture.storage));
+    let names: Vec<String> = history.tags().unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["ours", "trunk", "r2", "trunk-previous", "r1", "generic-2026-11-22T10:31:42Z"]);
+}
+
+const R2_ROOT: &str = "33168bb52dd017fad762f79b5ee71382ca9e3016";
+
+fn head_history(storage: &Path) -> cvmfs_core::ContentHash {
+    let raw = std::fs::read(storage.join(".cvmfspublished")).unwrap();
+    cvmfs_core::manifest::Manifest::parse(&raw).unwrap().history.unwrap()
+}
