@@ -99,6 +99,7 @@ pub fn unix_now() -> u64 {
 /// `options.storage` (the first one if the storage is empty).
 pub fn publish(options: &PublishOptions) -> Result<PublishReport, PublishError> {
     check_fqrn(&options.fqrn)?;
+    check_layout(options)?;
     let keys = load_keys(&options.fqrn, &options.keys_dir)?;
     let store = ObjectStore::open(&options.storage)?;
     let scratch = tempfile::Builder::new()
@@ -161,6 +162,32 @@ pub fn publish(options: &PublishOptions) -> Result<PublishReport, PublishError> 
         timestamp: now,
         build: build_stats,
         objects: store.stats(),
+    })
+}
+
+/// The source must be a directory, and neither the storage nor the keys may lie inside
+/// it (they would be published, and the storage would grow with every publish).
+fn check_layout(options: &PublishOptions) -> Result<(), PublishError> {
+    let source = options.source.canonicalize().io("resolving the source", &options.source)?;
+    if !source.is_dir() {
+        return Err(PublishError::SourceNotDirectory(options.source.clone()));
+    }
+    for (inner, what) in [(&options.storage, "the storage"), (&options.keys_dir, "the key directory")] {
+        if resolve(inner).is_some_and(|p| p.starts_with(&source)) {
+            return Err(PublishError::Source {
+                path: inner.clone(),
+                reason: format!("{what} lies inside the source tree"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The absolute path of `path`, which may not exist yet (its parent must).
+fn resolve(path: &Path) -> Option<PathBuf> {
+    path.canonicalize().ok().or_else(|| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(parent.canonicalize().ok()?.join(path.file_name()?))
     })
 }
 

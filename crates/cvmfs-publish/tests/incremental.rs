@@ -140,6 +140,9 @@ fn failed_publish_leaves_the_served_revision() {
     assert!(matches!(reserved, Err(PublishError::TagExists(_))), "{reserved:?}");
     let missing = publish(&options(&storage, &work.path().join("nope"), "v2", unix_now()));
     assert!(missing.is_err());
+    let inside = publish(&options(&source.join("new-storage"), &source, "v2", unix_now()));
+    assert!(matches!(inside, Err(PublishError::Source { .. })), "{inside:?}");
+    assert!(!source.join("new-storage").exists());
     let mut other_name = options(&storage, &source, "v2", unix_now());
     other_name.fqrn = "other.name".into();
     assert!(publish(&other_name).is_err(), "keys of another repository are missing");
