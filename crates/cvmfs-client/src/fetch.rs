@@ -37,6 +37,7 @@ impl FetchError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkInfo {
     pub host: String,
+    /// The host chain in its current order (not rotated).
     pub host_list: Vec<String>,
     pub proxy: String,
     pub proxy_list: Vec<String>,
@@ -45,6 +46,20 @@ pub struct NetworkInfo {
     pub bytes_received: u64,
     pub downloads: u64,
     pub speed_kib_per_second: Option<u64>,
+}
+
+/// Run-time changes of the network path (`cvmfs_talk host switch`, `proxy set`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkControl {
+    SwitchHost,
+    SetHosts(Vec<String>),
+    SwitchProxyGroup,
+    Rebalance,
+    SetProxies(String),
+    /// Proxy and direct timeouts; zero = none.
+    SetTimeouts(std::time::Duration, std::time::Duration),
+    /// Reorder the hosts with the Geo-API.
+    ProbeGeo,
 }
 
 /// Fetches repository files and objects. Implementations decide hosts, proxies and
@@ -67,6 +82,11 @@ pub trait Downloader: Send + Sync {
 
     fn info(&self) -> NetworkInfo {
         NetworkInfo::default()
+    }
+
+    /// Applies a run-time change; `Err` says why it was not applied.
+    fn control(&self, command: NetworkControl) -> Result<(), String> {
+        Err(format!("{command:?} does not apply to this server"))
     }
 }
 

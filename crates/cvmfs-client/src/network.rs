@@ -10,7 +10,7 @@ use cvmfs_proxy::{DownloadConfig, DownloadError, DownloadManager};
 use tracing::warn;
 
 use crate::config::ClientConfig;
-use crate::fetch::{Downloader, FetchError, NetworkInfo};
+use crate::fetch::{Downloader, FetchError, NetworkControl, NetworkInfo};
 use crate::mount::MountError;
 
 /// `@fqrn@` and `@org@` (the first label of the name) substituted.
@@ -46,12 +46,13 @@ pub fn download_config(config: &ClientConfig) -> DownloadConfig {
 /// resolved (WPAD/PAC), Stratum-1s ordered by the Geo-API if asked, at most
 /// `CVMFS_MAX_SERVERS` hosts.
 pub fn downloader(config: &ClientConfig) -> Result<Arc<dyn Downloader>, MountError> {
+    let client_id = client_uuid(config);
     let mut download = download_config(config);
     download.proxy = resolve_proxies(config, &download)?;
     let manager = DownloadManager::new(download)
         .map_err(|e| MountError::NoRevision { cause: format!("network set-up: {e}") })?;
     if config.use_geoapi {
-        let _ = manager.order_hosts_by_geo_api(&client_uuid(config));
+        let _ = manager.order_hosts_by_geo_api(&client_id);
     }
     if let Some(max) = config.max_servers {
         let hosts = manager.state().hosts;
@@ -59,7 +60,7 @@ pub fn downloader(config: &ClientConfig) -> Result<Arc<dyn Downloader>, MountErr
             manager.set_hosts(hosts[..max].to_vec());
         }
     }
-    Ok(Arc::new(HttpDownloader { manager }))
+    Ok(Arc::new(HttpDownloader { manager, client_id }))
 }
 
 /// `auto` groups of `CVMFS_HTTP_PROXY` through `$http_proxy` or `CVMFS_PAC_URLS` (spec
@@ -120,6 +121,8 @@ fn client_uuid(config: &ClientConfig) -> String {
 #[derive(Debug)]
 pub struct HttpDownloader {
     pub manager: DownloadManager,
+    /// Sent to the Geo-API when there is no proxy.
+    pub client_id: String,
 }
 
 fn fetch_error(e: DownloadError) -> FetchError {
@@ -151,7 +154,7 @@ impl Downloader for HttpDownloader {
         let state = self.manager.state();
         NetworkInfo {
             host: state.host.clone(),
-            host_list: rotate_to(&state.hosts, &state.host),
+            host_list: state.hosts.clone(),
             proxy: state.proxy,
             proxy_list: state.proxies,
             timeout_seconds: state.timeout.as_secs(),
@@ -161,10 +164,21 @@ impl Downloader for HttpDownloader {
             speed_kib_per_second: self.manager.speed_kib_per_second(),
         }
     }
-}
 
-/// The host list starting at the current host (`user.host_list`).
-fn rotate_to(hosts: &[String], current: &str) -> Vec<String> {
-    let start = hosts.iter().position(|h| h == current).unwrap_or(0);
-    hosts[start..].iter().chain(&hosts[..start]).cloned().collect()
+    fn control(&self, command: NetworkControl) -> Result<(), String> {
+        match command {
+            NetworkControl::SwitchHost => self.manager.switch_host(),
+            NetworkControl::SetHosts(hosts) => self.manager.set_hosts(hosts),
+            NetworkControl::SwitchProxyGroup => self.manager.switch_proxy_group(),
+            NetworkControl::Rebalance => self.manager.rebalance(),
+            NetworkControl::SetProxies(chain) => {
+                self.manager.set_proxies(&chain).map_err(|e| e.to_string())?
+            }
+            NetworkControl::SetTimeouts(proxy, direct) => self.manager.set_timeouts(proxy, direct),
+            NetworkControl::ProbeGeo => {
+                self.manager.order_hosts_by_geo_api(&self.client_id)?;
+            }
+        }
+        Ok(())
+    }
 }

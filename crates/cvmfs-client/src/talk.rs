@@ -17,6 +17,7 @@ use cvmfs_core::ContentHash;
 use tracing::warn;
 
 use crate::config::Parameters;
+use crate::fetch::NetworkControl;
 use crate::fs::Mount;
 use crate::mount::display;
 use crate::CheckOutcome;
@@ -49,7 +50,28 @@ pub fn answer(mount: &Mount, ctx: &TalkContext, command: &str) -> String {
         }
         ["version", "patchlevel"] => "0\n".into(),
         ["parameters"] => ctx.parameters.dump(),
-        ["tracebuffer", "flush"] | ["detach", "nested", "catalogs"] | ["proxy", "rebalance"] => "OK\n".into(),
+        ["tracebuffer", "flush"] | ["detach", "nested", "catalogs"] => "OK\n".into(),
+        ["proxy", "rebalance"] => control(mount, NetworkControl::Rebalance, "Failed"),
+        ["proxy", "group", "switch"] => control(mount, NetworkControl::SwitchProxyGroup, "Failed"),
+        ["proxy", "set", chain] => {
+            control(mount, NetworkControl::SetProxies(chain.to_string()), "Failed, no valid proxies")
+        }
+        ["host", "switch"] => control(mount, NetworkControl::SwitchHost, "Failed"),
+        ["host", "set", list] => control(
+            mount,
+            NetworkControl::SetHosts(list.split(';').filter(|h| !h.is_empty()).map(String::from).collect()),
+            "Failed",
+        ),
+        ["host", "probe", "geo"] => control(mount, NetworkControl::ProbeGeo, "Failed"),
+        ["timeout", "set", proxy, direct] => match (proxy.parse::<u64>(), direct.parse::<u64>()) {
+            (Ok(p), Ok(d)) => control(
+                mount,
+                NetworkControl::SetTimeouts(Duration::from_secs(p), Duration::from_secs(d)),
+                "Failed",
+            ),
+            _ => "unknown command\n".into(),
+        },
+        ["metrics", "prometheus"] => prometheus(mount),
         ["remount"] => remount(mount, false),
         ["remount", "sync"] => remount(mount, true),
         ["chroot", hash] => chroot(mount, hash),
@@ -84,6 +106,51 @@ pub fn answer(mount: &Mount, ctx: &TalkContext, command: &str) -> String {
         ["tear", "down", "to", "read-only"] => "not supported\n".into(),
         _ => "unknown command\n".into(),
     }
+}
+
+fn control(mount: &Mount, command: NetworkControl, failure: &str) -> String {
+    match mount.parts().objects.downloader().control(command) {
+        Ok(()) => "OK\n".into(),
+        Err(reason) => {
+            warn!(reason, "control command failed");
+            format!("{failure}\n")
+        }
+    }
+}
+
+/// The counters in Prometheus' text format, labelled with the repository.
+fn prometheus(mount: &Mount) -> String {
+    let fqrn = &mount.config().fqrn;
+    let c = &mount.counters;
+    let o = &mount.parts().objects.counters;
+    let net = mount.parts().objects.downloader().info();
+    let metrics: [(&str, &str, u64); 9] = [
+        ("cvmfs_lookups_total", "file system lookups", c.lookups.load(Ordering::Relaxed)),
+        ("cvmfs_opens_total", "file opens", c.opens.load(Ordering::Relaxed)),
+        ("cvmfs_dir_opens_total", "directory opens", c.dir_opens.load(Ordering::Relaxed)),
+        ("cvmfs_io_errors_total", "I/O errors returned", c.io_errors.load(Ordering::Relaxed)),
+        (
+            "cvmfs_object_requests_total",
+            "objects requested from the cache",
+            o.requests.load(Ordering::Relaxed),
+        ),
+        ("cvmfs_downloads_total", "objects downloaded", o.downloads.load(Ordering::Relaxed)),
+        (
+            "cvmfs_downloaded_bytes_total",
+            "decompressed bytes downloaded",
+            o.downloaded_bytes.load(Ordering::Relaxed),
+        ),
+        ("cvmfs_received_bytes_total", "bytes received from servers", net.bytes_received),
+        ("cvmfs_revision", "revision of the mounted root catalog", mount.revision().revision()),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in metrics {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{repo=\"{fqrn}\"}} {value}\n"
+        ));
+    }
+    out
 }
 
 fn remount(mount: &Mount, sync: bool) -> String {

@@ -147,7 +147,7 @@ impl Mount {
             "user.hash" => entry.entry.content_hash.map(|h| h.to_string()).unwrap_or_default(),
             "user.lhash" => self.local_hash(entry),
             "user.host" => net.host,
-            "user.host_list" => net.host_list.join(";"),
+            "user.host_list" => rotate_to(&net.host_list, &net.host).join(";"),
             "user.proxy" => net.proxy,
             "user.proxy_list" => net.proxy_list.iter().map(|p| format!("{p}\n")).collect(),
             "user.proxy_list_external" => "DIRECT\n".into(),
@@ -225,6 +225,12 @@ impl Mount {
             Err(e) => format!("I/O error ({})", e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
+}
+
+/// The host chain starting at the current host, as `user.host_list` shows it.
+fn rotate_to(hosts: &[String], current: &str) -> Vec<String> {
+    let start = hosts.iter().position(|h| h == current).unwrap_or(0);
+    hosts[start..].iter().chain(&hosts[..start]).cloned().collect()
 }
 
 fn hitrate(objects: &crate::objects::ObjectStore) -> String {

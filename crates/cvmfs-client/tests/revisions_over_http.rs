@@ -152,3 +152,46 @@ fn fixture_tags_dates_and_root_hashes_mount_over_http_through_squid() {
         assert_eq!(read_path(&mount, "/payload/random_b.bin").len(), 1_216_032);
     }
 }
+
+#[test]
+fn control_socket_commands_steer_the_download_manager() {
+    use cvmfs_client::talk::{answer, TalkContext};
+    let repo = Published::new();
+    repo.publish("one", "v1");
+    let nginx = Nginx::serve(&repo.dir.path().join("srv"));
+    let squid = Squid::start();
+    let cache = tempfile::tempdir().unwrap();
+    let second = nginx.url("@fqrn@").replace("/cvmfs/", "/cvmfs/../cvmfs/");
+    let urls = format!("{};{second}", nginx.url("@fqrn@"));
+    let mount = Mount::new(
+        config(
+            FQRN,
+            &urls,
+            &repo.key(),
+            cache.path(),
+            &[("CVMFS_HTTP_PROXY", &format!("{};DIRECT", squid.url()))],
+        ),
+        MountOptions::default(),
+    )
+    .unwrap();
+    let ctx = TalkContext::default();
+    let ask = |command: &str| answer(&mount, &ctx, command);
+    let info = ask("host info");
+    assert!(info.contains("Active host 0: http://127.0.0.1"), "{info}");
+    assert_eq!(ask("host switch"), "OK\n");
+    assert!(ask("host info").contains("Active host 1:"), "{}", ask("host info"));
+    assert!(
+        ask("proxy info").contains(&format!("Active proxy: [0] {}", squid.url())),
+        "{}",
+        ask("proxy info")
+    );
+    assert_eq!(ask("proxy group switch"), "OK\n");
+    assert!(ask("proxy info").contains("Active proxy: [0] DIRECT"), "{}", ask("proxy info"));
+    assert_eq!(ask("timeout set 7 8"), "OK\n");
+    assert_eq!(ask("timeout info"), "Timeout with proxy: 7s\nTimeout without proxy: 8s\n");
+    assert_eq!(ask("proxy set http://127.0.0.1:1|"), "OK\n");
+    assert_eq!(read_path(&mount, "/a.txt"), b"one", "reads still work after the changes");
+    let metrics = ask("metrics prometheus");
+    assert!(metrics.contains(&format!("cvmfs_revision{{repo=\"{FQRN}\"}} 1")), "{metrics}");
+    assert!(metrics.contains("# TYPE cvmfs_downloads_total counter"), "{metrics}");
+}
