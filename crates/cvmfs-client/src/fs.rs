@@ -576,32 +576,8 @@ impl Mount {
 
 /// The objects of a regular file, in order, checked to tile it exactly.
 fn content_pieces(entry: &TreeEntry) -> Result<Vec<ContentPiece>> {
-    let path = display(&entry.path);
-    let bad = |problem: String| ClientError::BadFile { path: path.clone(), problem };
-    if entry.entry.is_external() {
-        return Err(bad("external files are not supported by this client yet".into()));
-    }
-    if entry.entry.is_chunked() {
-        let chunks = entry.chunks()?;
-        let mut next = 0u64;
-        let mut pieces = Vec::with_capacity(chunks.len());
-        for chunk in chunks {
-            if chunk.offset != next {
-                return Err(bad(format!("chunk at offset {} where {next} was expected", chunk.offset)));
-            }
-            next = next.checked_add(chunk.size).ok_or_else(|| bad("chunk sizes overflow".into()))?;
-            pieces.push(ContentPiece { id: chunk.object_id(), offset: chunk.offset, size: chunk.size });
-        }
-        if next != entry.entry.size {
-            return Err(bad(format!("chunks cover {next} of {} bytes", entry.entry.size)));
-        }
-        return Ok(pieces);
-    }
-    match entry.entry.object_id() {
-        Some(id) => Ok(vec![ContentPiece { id, offset: 0, size: entry.entry.size }]),
-        None if entry.entry.size == 0 => Ok(Vec::new()),
-        None => Err(bad("regular file without a content hash".into())),
-    }
+    cvmfs_core::repository::content_pieces(entry)
+        .map_err(|e| ClientError::BadFile { path: display(&entry.path), problem: e.to_string() })
 }
 
 /// The piece containing `offset` (binary search over the sorted, tiling pieces).

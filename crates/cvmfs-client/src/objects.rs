@@ -149,8 +149,13 @@ impl ObjectStore {
         what: &str,
     ) -> Result<CachedObject> {
         debug!(object = %id, what, "downloading");
-        let mut sink =
-            TxnSink { cache: &self.cache, id: *id, size, what, txn: Some(self.new_txn(id, size, what)?) };
+        let mut sink = TxnSink {
+            cache: &self.cache,
+            id: *id,
+            size,
+            what,
+            txn: Some(new_txn(&self.cache, id, size, what)?),
+        };
         let limit = size.unwrap_or(MAX_UNSIZED_OBJECT);
         let bytes = self.downloader.fetch_object(id, compression, &mut sink, limit).map_err(|e| match e {
             FetchError::Verify { source: cvmfs_core::verify::VerifyError::Sink(io), .. } => {
@@ -176,12 +181,6 @@ impl ObjectStore {
         Ok(object)
     }
 
-    fn new_txn(&self, id: &ObjectId, size: Option<u64>, what: &str) -> Result<cvmfs_cache::Txn> {
-        let mut txn = self.cache.start_txn(*id, size)?;
-        txn.describe(what.to_string());
-        Ok(txn)
-    }
-
     fn gate(&self, id: &ObjectId) -> Arc<Mutex<()>> {
         let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(*id).or_default())
@@ -194,6 +193,13 @@ impl ObjectStore {
             map.remove(id);
         }
     }
+}
+
+/// A cache transaction for `id`, described for `cvmfs_talk cache list`.
+fn new_txn(cache: &Cache, id: &ObjectId, size: Option<u64>, what: &str) -> Result<cvmfs_cache::Txn> {
+    let mut txn = cache.start_txn(*id, size)?;
+    txn.describe(what.to_string());
+    Ok(txn)
 }
 
 /// A cache transaction that a retried download can start over in: rewinding abandons
@@ -223,9 +229,7 @@ impl cvmfs_core::verify::RewindableSink for TxnSink<'_> {
         if let Some(old) = self.txn.take() {
             old.abort();
         }
-        let mut txn = self.cache.start_txn(self.id, self.size).map_err(std::io::Error::other)?;
-        txn.describe(self.what.to_string());
-        self.txn = Some(txn);
+        self.txn = Some(new_txn(self.cache, &self.id, self.size, self.what).map_err(std::io::Error::other)?);
         Ok(())
     }
 }

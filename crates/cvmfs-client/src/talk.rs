@@ -210,27 +210,7 @@ fn objects_of(
 ) -> Option<(Vec<cvmfs_core::repository::ContentPiece>, cvmfs_core::Compression)> {
     let path = RepoPath::normalize(path.as_bytes()).ok()?;
     let entry = mount.revision().tree.lookup(&path).ok()??;
-    if !entry.entry.is_regular() {
-        return None;
-    }
-    let pieces = if entry.entry.is_chunked() {
-        entry
-            .chunks()
-            .ok()?
-            .into_iter()
-            .map(|c| cvmfs_core::repository::ContentPiece {
-                id: c.object_id(),
-                offset: c.offset,
-                size: c.size,
-            })
-            .collect()
-    } else {
-        entry
-            .entry
-            .object_id()
-            .map(|id| vec![cvmfs_core::repository::ContentPiece { id, offset: 0, size: entry.entry.size }])
-            .unwrap_or_default()
-    };
+    let pieces = cvmfs_core::repository::content_pieces(&entry).ok()?;
     Some((pieces, entry.entry.compression))
 }
 

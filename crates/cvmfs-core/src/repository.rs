@@ -224,26 +224,7 @@ impl Repository {
 
     /// The objects holding a regular file's content, in file order.
     pub fn content_pieces(&self, entry: &TreeEntry) -> Result<Vec<ContentPiece>, RepositoryError> {
-        let path = entry.path.to_string_lossy();
-        if !entry.entry.is_regular() {
-            return Err(RepositoryError::NotAFile(path));
-        }
-        if entry.entry.is_external() {
-            return Err(RepositoryError::External { path });
-        }
-        if entry.entry.is_chunked() {
-            let chunks =
-                entry.chunks().map_err(|source| RepositoryError::Catalog { path: path.clone(), source })?;
-            return chunk_pieces(&path, entry.entry.size, &chunks);
-        }
-        if entry.entry.size == 0 && entry.entry.content_hash.is_none() {
-            return Ok(Vec::new());
-        }
-        let id = entry.entry.object_id().ok_or_else(|| RepositoryError::BadChunkList {
-            path: path.clone(),
-            problem: "regular file without a content hash".into(),
-        })?;
-        Ok(vec![ContentPiece { id, offset: 0, size: entry.entry.size }])
+        content_pieces(entry)
     }
 
     /// Walks every catalog of the revision and checks every object it references.
@@ -264,6 +245,31 @@ impl Repository {
     ) -> Result<Vec<u8>, RepositoryError> {
         fetch_object(self.source.as_ref(), id, compression, expected_size, kind)
     }
+}
+
+/// The objects holding a regular file's content, in file order: its chunks (checked to
+/// tile the file exactly) or its one object; none for an empty file without a hash.
+pub fn content_pieces(entry: &TreeEntry) -> Result<Vec<ContentPiece>, RepositoryError> {
+    let path = entry.path.to_string_lossy();
+    if !entry.entry.is_regular() {
+        return Err(RepositoryError::NotAFile(path));
+    }
+    if entry.entry.is_external() {
+        return Err(RepositoryError::External { path });
+    }
+    if entry.entry.is_chunked() {
+        let chunks =
+            entry.chunks().map_err(|source| RepositoryError::Catalog { path: path.clone(), source })?;
+        return chunk_pieces(&path, entry.entry.size, &chunks);
+    }
+    if entry.entry.size == 0 && entry.entry.content_hash.is_none() {
+        return Ok(Vec::new());
+    }
+    let id = entry.entry.object_id().ok_or_else(|| RepositoryError::BadChunkList {
+        path: path.clone(),
+        problem: "regular file without a content hash".into(),
+    })?;
+    Ok(vec![ContentPiece { id, offset: 0, size: entry.entry.size }])
 }
 
 /// One object of a file's content.

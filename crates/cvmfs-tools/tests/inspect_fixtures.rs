@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{inspect, serve_directory};
-use cvmfs_testkit::fixtures::{legacy_repo, reference_repo, LEGACY_NOW, REFERENCE_NOW};
+use common::{inspect, reference_args, serve_directory};
+use cvmfs_testkit::fixtures::{legacy_repo, reference_repo, LEGACY_NOW};
 
 const R1_ROOT: &str = "b35f9c77af0148d3c7f565ae51656d9b6232fc22";
 const R1_TIMESTAMP: u64 = 1_795_343_503;
@@ -13,19 +13,6 @@ const R1_TIMESTAMP: u64 = 1_795_343_503;
 fn expected(repo: &cvmfs_testkit::fixtures::FixtureRepo, tag: &str) -> String {
     let file = repo.expected.iter().find(|(t, _)| t == tag).map(|(_, f)| f.clone()).expect("expected tsv");
     std::fs::read_to_string(file).unwrap()
-}
-
-fn reference_args(repo: &cvmfs_testkit::fixtures::FixtureRepo) -> Vec<String> {
-    vec![
-        "--repo".into(),
-        repo.storage.display().to_string(),
-        "--fqrn".into(),
-        repo.fqrn.clone(),
-        "--key".into(),
-        repo.public_key.display().to_string(),
-        "--now".into(),
-        REFERENCE_NOW.to_string(),
-    ]
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{flip_middle_byte, inspect};
+use common::{flip_middle_byte, inspect, reference_args as args};
 use cvmfs_core::blacklist::Blacklist;
 use cvmfs_core::path::RepoPath;
 use cvmfs_core::repository::{ContentPiece, OpenOptions, Repository, RevisionChoice};
@@ -19,19 +19,6 @@ use cvmfs_tools::source::DirSource;
 const R2_ROOT: &str = "33168bb52dd017fad762f79b5ee71382ca9e3016";
 const PAYLOAD_R2_CATALOG: &str = "e70e570ea74f7e822e52227ab1715bea241931ad";
 const CERTIFICATE: &str = "7379c3fe8847a8eb1f19564e441f41eb05d96cd9";
-
-fn args(repo: &FixtureRepo) -> Vec<String> {
-    vec![
-        "--repo".into(),
-        repo.storage.display().to_string(),
-        "--fqrn".into(),
-        repo.fqrn.clone(),
-        "--key".into(),
-        repo.public_key.display().to_string(),
-        "--now".into(),
-        REFERENCE_NOW.to_string(),
-    ]
-}
 
 fn object_file(storage: &Path, hex: &str, suffix: &str) -> std::path::PathBuf {
     storage.join("data").join(&hex[..2]).join(format!("{}{suffix}", &hex[2..]))

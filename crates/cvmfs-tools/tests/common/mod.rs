@@ -128,3 +128,17 @@ fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
     }
     Some(root.join(rest))
 }
+
+/// `--repo --fqrn --key --now` for a fixture repository (at a time its whitelist is valid).
+pub fn reference_args(repo: &cvmfs_testkit::fixtures::FixtureRepo) -> Vec<String> {
+    vec![
+        "--repo".into(),
+        repo.storage.display().to_string(),
+        "--fqrn".into(),
+        repo.fqrn.clone(),
+        "--key".into(),
+        repo.public_key.display().to_string(),
+        "--now".into(),
+        cvmfs_testkit::fixtures::REFERENCE_NOW.to_string(),
+    ]
+}
