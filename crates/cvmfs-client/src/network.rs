@@ -39,6 +39,12 @@ pub fn download_config(config: &ClientConfig) -> DownloadConfig {
     download.backoff_max = config.backoff_max;
     download.proxy_reset_after = config.proxy_reset_after;
     download.host_reset_after = config.host_reset_after;
+    // Upstream's CA options: X509_CERT_BUNDLE (a file) and X509_CERT_DIR (a directory).
+    for variable in ["X509_CERT_BUNDLE", "X509_CERT_DIR"] {
+        if let Some(path) = std::env::var_os(variable) {
+            download.ca_paths.push(path.into());
+        }
+    }
     download
 }
 

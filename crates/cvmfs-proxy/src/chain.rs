@@ -86,6 +86,54 @@ pub fn effective_chain(regular: &str, fallback: &str) -> Result<(Vec<Vec<Proxy>>
     Ok((groups, first_fallback))
 }
 
+/// A proxy name resolving to several addresses becomes several members of its group,
+/// one per address, the URL rewritten with the address (IPv6 in brackets); IPv4
+/// addresses are preferred when there are both (spec 2.1, 2.3). Names that do not
+/// resolve stay as they are (their requests then fail as proxy errors).
+pub fn expand_proxy_names(
+    groups: Vec<Vec<Proxy>>,
+    resolve: &dyn Fn(&str, u16) -> Vec<std::net::IpAddr>,
+) -> Vec<Vec<Proxy>> {
+    groups
+        .into_iter()
+        .map(|group| {
+            let mut members = Vec::new();
+            for proxy in group {
+                let Some(url) = proxy.url.as_deref().and_then(crate::http::Url::parse) else {
+                    members.push(proxy);
+                    continue;
+                };
+                if url.host.parse::<std::net::IpAddr>().is_ok() {
+                    members.push(proxy);
+                    continue;
+                }
+                let mut addresses = resolve(&url.host, url.port);
+                if addresses.iter().any(|a| a.is_ipv4()) {
+                    addresses.retain(|a| a.is_ipv4());
+                }
+                addresses.sort();
+                addresses.dedup();
+                if addresses.len() < 2 {
+                    members.push(proxy);
+                    continue;
+                }
+                for address in addresses {
+                    let host = if address.is_ipv6() { format!("[{address}]") } else { address.to_string() };
+                    let scheme = if url.https { "https" } else { "http" };
+                    members.push(Proxy { url: Some(format!("{scheme}://{host}:{}", url.port)) });
+                }
+            }
+            members
+        })
+        .collect()
+}
+
+/// Addresses of `host` from the system resolver (hosts file, DNS).
+pub fn system_resolve(host: &str, port: u16) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs().map(|found| found.map(|a| a.ip()).collect()).unwrap_or_default()
+}
+
 /// Fail-over state of one download manager.
 #[derive(Debug)]
 pub struct Failover {
@@ -338,6 +386,29 @@ mod tests {
         assert!(f.current_proxy().is_direct());
         f.fail_proxy(&Proxy::direct(), "test");
         assert_eq!(f.current_group, 0, "wraps around");
+    }
+
+    #[test]
+    fn proxy_names_with_several_addresses_become_several_members() {
+        let resolve = |host: &str, _port: u16| -> Vec<std::net::IpAddr> {
+            match host {
+                "squids.example" => {
+                    vec!["10.0.0.2".parse().unwrap(), "10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()]
+                }
+                "v6only.example" => vec!["fd00::1".parse().unwrap(), "fd00::2".parse().unwrap()],
+                "one.example" => vec!["10.0.0.9".parse().unwrap()],
+                _ => vec![],
+            }
+        };
+        let groups = parse_proxy_groups("http://squids.example:3128;http://v6only.example:3128|http://one.example:80;DIRECT;http://nowhere:1").unwrap();
+        let expanded = expand_proxy_names(groups, &resolve);
+        assert_eq!(expanded[0], vec![p("http://10.0.0.1:3128"), p("http://10.0.0.2:3128")]);
+        assert_eq!(
+            expanded[1],
+            vec![p("http://[fd00::1]:3128"), p("http://[fd00::2]:3128"), p("http://one.example:80")]
+        );
+        assert_eq!(expanded[2], vec![Proxy::direct()]);
+        assert_eq!(expanded[3], vec![p("http://nowhere:1")]);
     }
 
     #[test]

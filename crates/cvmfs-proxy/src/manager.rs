@@ -138,6 +138,7 @@ pub const MAX_SMALL_FILE: u64 = 16 << 20;
 impl DownloadManager {
     pub fn new(config: DownloadConfig) -> Result<DownloadManager, DownloadError> {
         let (groups, first_fallback) = effective_chain(&config.proxy, &config.fallback_proxy)?;
+        let groups = crate::chain::expand_proxy_names(groups, &crate::chain::system_resolve);
         let mut failover = Failover::new(config.hosts.clone(), groups, first_fallback)?;
         failover.proxy_reset_after = config.proxy_reset_after;
         failover.host_reset_after = config.host_reset_after;

@@ -162,3 +162,26 @@ fn a_missing_object_is_final_and_not_retried() {
     assert_eq!(faulty.requests(), 1);
     assert!(sink.is_empty());
 }
+
+#[test]
+fn after_the_reset_time_the_client_returns_to_the_preferred_proxy() {
+    let repo = reference_repo();
+    let nginx = Nginx::serve(&served(&repo));
+    let squid = Squid::start();
+    // Our fault server answers absolute-form requests like a proxy with a cache.
+    let preferred = FaultyServer::serve(&served(&repo));
+    let preferred_url = format!("http://127.0.0.1:{}", preferred.port);
+    // 407 is a proxy error (a 5xx would count against the host, as upstream).
+    preferred.set_fault(Fault::Status(407), "");
+    let mut cfg = config(vec![nginx.url(FQRN)], &format!("{preferred_url};{}", squid.url()));
+    cfg.proxy_reset_after = Duration::from_millis(500);
+    let manager = DownloadManager::new(cfg).unwrap();
+    assert_eq!(fetch_catalog(&manager).unwrap(), expected_catalog(&repo));
+    assert_eq!(manager.state().proxy, squid.url(), "failed over to the second group");
+    preferred.set_fault(Fault::None, "");
+    std::thread::sleep(Duration::from_millis(600));
+    let before = preferred.requests();
+    assert_eq!(fetch_catalog(&manager).unwrap(), expected_catalog(&repo));
+    assert_eq!(manager.state().proxy, preferred_url, "back to the preferred proxy group");
+    assert_eq!(preferred.requests(), before + 1);
+}
