@@ -478,9 +478,15 @@ impl Inner {
             .unwrap_or(false);
         drop(db);
         if kept_existing {
-            return self.open_object(&id.hash)?.ok_or_else(|| {
-                CacheError::io("opening", &final_path, io::Error::from(io::ErrorKind::NotFound))
-            });
+            if let Some(object) = self.open_object(&id.hash)? {
+                return Ok(object);
+            }
+            // Another process's cleanup evicted the copy we deferred to right after our
+            // database transaction: our own (already unlinked) file still holds the
+            // verified bytes, so hand those out; the next access fetches again.
+            let file =
+                Arc::new(finished.file.try_clone().map_err(|e| CacheError::io("opening", &final_path, e))?);
+            return Ok(CachedObject::new(file, finished.size, id.hash));
         }
         self.dir_sync_if_configured(&final_path)?;
         let file =
