@@ -120,10 +120,12 @@ struct OpenFile {
 /// A mounted repository.
 pub struct Mount {
     parts: Parts,
-    current: RwLock<Arc<Revision>>,
+    /// The revision served and its generation (bumped on every switch), read together.
+    current: RwLock<(Arc<Revision>, u64)>,
     next_check: Mutex<Instant>,
-    /// Bumped on every revision switch (front ends invalidate kernel caches on it).
-    generation: AtomicU64,
+    /// Recent lookups by (generation, path), negative ones included, sized by
+    /// `CVMFS_MEMCACHE_SIZE`.
+    entries: cvmfs_cache::MemCache<(u64, Vec<u8>), Option<TreeEntry>>,
     /// Serving a cached revision because the last manifest fetch or check failed.
     offline: AtomicBool,
     inodes: InodeTable,
@@ -154,13 +156,14 @@ impl Mount {
         let revision = parts.initial_revision()?;
         let next_check = Instant::now() + revision.ttl(parts.config.max_ttl);
         let offline = revision.offline;
+        let memcache_bytes = cvmfs_cache::memcache_bytes(parts.config.memcache_size_mb as i64);
         let variables =
             options.variables.into_iter().map(|(k, v)| (k.into_bytes(), v.into_bytes())).collect();
         Ok(Mount {
             parts,
-            current: RwLock::new(Arc::new(revision)),
+            current: RwLock::new((Arc::new(revision), 0)),
             next_check: Mutex::new(next_check),
-            generation: AtomicU64::new(0),
+            entries: cvmfs_cache::MemCache::new(memcache_bytes, weigh_entry),
             offline: AtomicBool::new(offline),
             inodes: InodeTable::new(),
             files: Mutex::new(HashMap::new()),
@@ -181,11 +184,17 @@ impl Mount {
 
     /// The revision being served.
     pub fn revision(&self) -> Arc<Revision> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner).0)
     }
 
+    /// Bumped on every revision switch (front ends invalidate kernel caches on it).
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.current.read().unwrap_or_else(PoisonError::into_inner).1
+    }
+
+    fn revision_and_generation(&self) -> (Arc<Revision>, u64) {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        (Arc::clone(&current.0), current.1)
     }
 
     /// True while a cached revision is served because the network or manifest failed.
@@ -264,8 +273,12 @@ impl Mount {
     }
 
     fn switch_to(&self, next: Revision) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            let generation = current.1 + 1;
+            *current = (Arc::new(next), generation);
+        }
+        self.entries.clear();
     }
 
     fn schedule(&self, after: Duration) {
@@ -297,6 +310,26 @@ impl Mount {
             Ok(Some(entry)) => Ok(entry),
             Ok(None) => Err(ClientError::NotFound),
             Err(e) => self.failed("lookup", path, e.into()),
+        }
+    }
+
+    /// The current entry at `path`, through the in-memory cache of recent lookups.
+    fn current_entry(&self, path: &RepoPath) -> Result<(Arc<Revision>, TreeEntry)> {
+        let (revision, generation) = self.revision_and_generation();
+        let key = (generation, path.as_bytes().to_vec());
+        if let Some(cached) = self.entries.get(&key) {
+            return cached.map(|entry| (Arc::clone(&revision), entry)).ok_or(ClientError::NotFound);
+        }
+        match self.entry_at(&revision, path) {
+            Ok(entry) => {
+                self.entries.insert(key, Some(entry.clone()));
+                Ok((revision, entry))
+            }
+            Err(ClientError::NotFound) => {
+                self.entries.insert(key, None);
+                Err(ClientError::NotFound)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -349,8 +382,7 @@ impl Mount {
             b".." => parent_path.parent().unwrap_or_else(RepoPath::root),
             _ => parent_path.join(name).map_err(|_| ClientError::NotFound)?,
         };
-        let revision = self.revision();
-        let entry = self.entry_at(&revision, &path)?;
+        let (_, entry) = self.current_entry(&path)?;
         let ino = self.inodes.remember(Self::inode_key(&entry), &entry.path);
         Ok(self.attr(ino, &entry))
     }
@@ -362,9 +394,8 @@ impl Mount {
 
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
         let path = self.path_of(ino)?;
-        let revision = self.revision();
-        match self.entry_at(&revision, &path) {
-            Ok(entry) => Ok(self.attr(ino, &entry)),
+        match self.current_entry(&path) {
+            Ok((_, entry)) => Ok(self.attr(ino, &entry)),
             Err(ClientError::NotFound) => self.open_file_attr(ino).ok_or(ClientError::NotFound),
             Err(e) => Err(e),
         }
@@ -420,7 +451,7 @@ impl Mount {
     /// The current catalog entry behind `ino`.
     pub fn entry_of(&self, ino: u64) -> Result<TreeEntry> {
         let path = self.path_of(ino)?;
-        self.entry_at(&self.revision(), &path)
+        self.current_entry(&path).map(|(_, entry)| entry)
     }
 
     /// Whether an absent variable expands to its default: used by xattrs.
@@ -598,6 +629,17 @@ fn downloader_for(config: &ClientConfig) -> std::result::Result<Arc<dyn Download
 
 fn org_of(fqrn: &str) -> &str {
     fqrn.split('.').next().unwrap_or(fqrn)
+}
+
+/// Rough bytes of one cached lookup: the key, the entry and its names.
+fn weigh_entry(key: &(u64, Vec<u8>), value: &Option<TreeEntry>) -> usize {
+    let entry = value.as_ref().map_or(0, |e| {
+        std::mem::size_of::<TreeEntry>()
+            + e.entry.name.len()
+            + e.entry.symlink.len()
+            + e.path.as_bytes().len()
+    });
+    64 + key.1.len() + entry
 }
 
 #[cfg(test)]
