@@ -12,8 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use cvmfs_client::{Attr, ClientError, DirEntry, FileKind, Mount};
 use fuser::{
-    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::pool::WorkerPool;
@@ -102,6 +102,10 @@ impl Filesystem for CvmfsFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), i32> {
         // Large reads: fewer round trips for big files.
         let _ = config.set_max_readahead(1 << 20);
+        // `ls -l` and `find` get names and attributes in one round trip; the kernel
+        // decides per directory when it is worth it.
+        let _ = config
+            .add_capabilities(fuser::consts::FUSE_DO_READDIRPLUS | fuser::consts::FUSE_READDIRPLUS_AUTO);
         if self.passthrough_wanted
             && config.add_capabilities(fuser::consts::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok()
@@ -259,6 +263,38 @@ impl Filesystem for CvmfsFs {
         reply.ok();
     }
 
+    fn readdirplus(&mut self, _req: &Request<'_>, ino: u64, fh: u64, offset: i64, reply: ReplyDirectoryPlus) {
+        let listing = self.listings.lock().unwrap_or_else(PoisonError::into_inner).get(&fh).cloned();
+        let Some(listing) = listing else {
+            reply.error(libc::EBADF);
+            return;
+        };
+        let ttl = self.ttl;
+        let start = usize::try_from(offset).unwrap_or(0);
+        self.spawn(move |mount| {
+            let mut reply = reply;
+            for (index, entry) in listing.iter().enumerate().skip(start) {
+                let next = (index + 1) as i64;
+                let name = OsStr::from_bytes(&entry.name);
+                // "." and ".." carry no lookup reference; every other entry does.
+                let dot = entry.name == b"." || entry.name == b"..";
+                let attr = if dot {
+                    Ok(mount.getattr(entry.ino).unwrap_or_else(|_| directory_attr(entry.ino)))
+                } else {
+                    mount.lookup(ino, &entry.name)
+                };
+                let Ok(attr) = attr else { continue };
+                if reply.add(attr.ino, next, name, &ttl, &file_attr(&attr), 0) {
+                    if !dot {
+                        mount.forget(attr.ino, 1); // not sent: the kernel holds no reference
+                    }
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
     fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
         self.listings.lock().unwrap_or_else(PoisonError::into_inner).remove(&fh);
         reply.ok();
@@ -296,6 +332,23 @@ impl Filesystem for CvmfsFs {
         } else {
             reply.ok();
         }
+    }
+}
+
+/// Attributes for a `..` whose inode the kernel does not hold (it only needs the type).
+fn directory_attr(ino: u64) -> Attr {
+    Attr {
+        ino,
+        kind: FileKind::Directory,
+        mode: 0o40755,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        size: 4096,
+        rdev: 0,
+        mtime: 0,
+        mtime_ns: 0,
+        blocks: 8,
     }
 }
 
