@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cvmfs_cache::{Cache, CachedObject};
-use cvmfs_core::{Compression, ObjectId};
+use cvmfs_core::hash::Hasher;
+use cvmfs_core::{Compression, ContentHash, ObjectId};
 use tracing::{debug, warn};
 
 use crate::error::{ClientError, Result};
@@ -30,6 +31,8 @@ pub struct ObjectStore {
     in_flight: Mutex<HashMap<ObjectId, Arc<Mutex<()>>>>,
     /// Background prefetches running now (bounded by [`MAX_PREFETCHES`]).
     prefetching: std::sync::atomic::AtomicUsize,
+    /// Cached objects whose bytes this process has checked (or downloaded itself).
+    verified: Mutex<std::collections::HashSet<ObjectId>>,
     pub counters: ObjectCounters,
 }
 
@@ -49,6 +52,7 @@ impl ObjectStore {
             downloader,
             in_flight: Mutex::new(HashMap::new()),
             prefetching: std::sync::atomic::AtomicUsize::new(0),
+            verified: Mutex::new(std::collections::HashSet::new()),
             counters: ObjectCounters::default(),
         }
     }
@@ -71,12 +75,12 @@ impl ObjectStore {
         what: &str,
     ) -> Result<CachedObject> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(object) = self.cached(id, size)? {
+        if let Some(object) = self.cached(id, compression, size)? {
             return Ok(object);
         }
         let gate = self.gate(id);
         let _one_download = gate.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = match self.cached(id, size)? {
+        let result = match self.cached(id, compression, size)? {
             Some(object) => Ok(object),
             None => self.download(id, compression, size, what),
         };
@@ -99,17 +103,39 @@ impl ObjectStore {
         })
     }
 
-    /// A cache hit whose size matches, if any. A hit of the wrong size is corrupt: evict.
-    fn cached(&self, id: &ObjectId, size: Option<u64>) -> Result<Option<CachedObject>> {
+    /// A cache hit whose size matches and whose bytes pass the first-use check, if any.
+    /// A damaged hit is evicted (the caller then downloads it again).
+    fn cached(
+        &self,
+        id: &ObjectId,
+        compression: Compression,
+        size: Option<u64>,
+    ) -> Result<Option<CachedObject>> {
         let Some(object) = self.cache.open(id)? else { return Ok(None) };
-        match size {
-            Some(expected) if expected != object.size() => {
+        if let Some(expected) = size {
+            if expected != object.size() {
                 warn!(object = %id, expected, actual = object.size(), "cached object has the wrong size; evicting");
                 self.report_corrupt(id);
-                Ok(None)
+                return Ok(None);
             }
-            _ => Ok(Some(object)),
         }
+        if !self.is_verified(id) {
+            if !intact(id, compression, &object) {
+                warn!(object = %id, "cached object is damaged (content digest mismatch); evicting and fetching again");
+                self.report_corrupt(id);
+                return Ok(None);
+            }
+            self.mark_verified(id);
+        }
+        Ok(Some(object))
+    }
+
+    fn is_verified(&self, id: &ObjectId) -> bool {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).contains(id)
+    }
+
+    fn mark_verified(&self, id: &ObjectId) {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).insert(*id);
     }
 
     /// Fetches `id` into the cache in the background unless it is cached already or too
@@ -136,6 +162,7 @@ impl ObjectStore {
     /// Drops a cached object found corrupt so the next access downloads it again.
     pub fn report_corrupt(&self, id: &ObjectId) {
         self.counters.corrupt_in_cache.fetch_add(1, Ordering::Relaxed);
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         if let Err(e) = self.cache.evict_corrupt(id) {
             warn!(object = %id, error = %e, "evicting a corrupt object failed");
         }
@@ -155,6 +182,7 @@ impl ObjectStore {
             size,
             what,
             txn: Some(new_txn(&self.cache, id, size, what)?),
+            digest: Hasher::new(id.hash.algorithm()),
         };
         let limit = size.unwrap_or(MAX_UNSIZED_OBJECT);
         let bytes = self.downloader.fetch_object(id, compression, &mut sink, limit).map_err(|e| match e {
@@ -175,7 +203,10 @@ impl ObjectStore {
             path: what.to_string(),
             problem: "the download left no cache transaction".into(),
         })?;
+        let digest = std::mem::replace(&mut sink.digest, Hasher::new(id.hash.algorithm())).finish();
         let object = txn.commit()?;
+        record_digest(&object, &digest);
+        self.mark_verified(id);
         self.counters.downloads.fetch_add(1, Ordering::Relaxed);
         self.counters.downloaded_bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(object)
@@ -195,6 +226,47 @@ impl ObjectStore {
     }
 }
 
+/// The extended attribute holding the hash of a cached object's decompressed bytes.
+const DIGEST_XATTR: &std::ffi::CStr = c"user.cvmfs.digest";
+
+/// Records `digest` with the cached object (best effort: a file system without user
+/// xattrs just means uncompressed objects are still checked, compressed ones are not).
+fn record_digest(object: &CachedObject, digest: &ContentHash) {
+    use std::os::fd::AsRawFd;
+    let text = digest.to_string();
+    // SAFETY: fsetxattr on an open descriptor with a NUL-terminated name and a buffer of
+    // the given length.
+    unsafe {
+        libc::fsetxattr(object.as_raw_fd(), DIGEST_XATTR.as_ptr(), text.as_ptr().cast(), text.len(), 0);
+    }
+}
+
+fn recorded_digest(object: &CachedObject) -> Option<ContentHash> {
+    use std::os::fd::AsRawFd;
+    let mut buffer = [0u8; 128];
+    // SAFETY: fgetxattr writes at most `buffer.len()` bytes into `buffer`.
+    let n = unsafe {
+        libc::fgetxattr(object.as_raw_fd(), DIGEST_XATTR.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len())
+    };
+    let text = std::str::from_utf8(buffer.get(..usize::try_from(n).ok()?)?).ok()?;
+    ContentHash::parse(text).ok()
+}
+
+/// The first-use check of a cached object: its decompressed bytes against the digest
+/// recorded at download, or, for uncompressed objects, against the content hash itself.
+/// Objects that carry neither (another writer's cache) cannot be checked and pass.
+fn intact(id: &ObjectId, compression: Compression, object: &CachedObject) -> bool {
+    let expected = match (recorded_digest(object), compression) {
+        (Some(digest), _) => digest,
+        (None, Compression::None) => id.hash,
+        (None, Compression::Zlib) => return true,
+    };
+    match object.content_hash(expected.algorithm()) {
+        Ok(actual) => actual == expected,
+        Err(_) => false,
+    }
+}
+
 /// A cache transaction for `id`, described for `cvmfs_talk cache list`.
 fn new_txn(cache: &Cache, id: &ObjectId, size: Option<u64>, what: &str) -> Result<cvmfs_cache::Txn> {
     let mut txn = cache.start_txn(*id, size)?;
@@ -210,12 +282,18 @@ struct TxnSink<'a> {
     size: Option<u64>,
     what: &'a str,
     txn: Option<cvmfs_cache::Txn>,
+    /// Hash of the decompressed bytes, recorded with the object for later checks.
+    digest: Hasher,
 }
 
 impl std::io::Write for TxnSink<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self.txn.as_mut() {
-            Some(txn) => txn.write(buf),
+            Some(txn) => {
+                let n = txn.write(buf)?;
+                self.digest.update(&buf[..n]);
+                Ok(n)
+            }
             None => Err(std::io::Error::other("cache transaction is closed")),
         }
     }
@@ -229,6 +307,7 @@ impl cvmfs_core::verify::RewindableSink for TxnSink<'_> {
         if let Some(old) = self.txn.take() {
             old.abort();
         }
+        self.digest = Hasher::new(self.id.hash.algorithm());
         self.txn = Some(new_txn(self.cache, &self.id, self.size, self.what).map_err(std::io::Error::other)?);
         Ok(())
     }

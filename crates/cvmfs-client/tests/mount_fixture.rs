@@ -252,3 +252,41 @@ fn a_rollback_to_an_older_manifest_is_refused_and_the_newer_revision_served() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_damaged_object_in_the_cache_is_detected_evicted_and_fetched_again() {
+    let repo = reference_repo();
+    let cache = tempfile::tempdir().unwrap();
+    let good = {
+        let mount = mount(&repo, cache.path(), &[]).unwrap();
+        let about = mount.lookup(1, b"ABOUT.txt").unwrap();
+        let handle = mount.open(about.ino).unwrap();
+        mount.read(handle, 0, 4096).unwrap()
+    };
+    // Flip a byte of the cached (decompressed) copy, as a failing disk would.
+    let listing = expected(&repo, "r2");
+    let about_sha = &listing["/ABOUT.txt"][4];
+    let mut damaged = 0;
+    for prefix in std::fs::read_dir(cache.path().join("fixture.test.local")).unwrap() {
+        let prefix = prefix.unwrap().path();
+        if !prefix.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&prefix).unwrap() {
+            let file = file.unwrap().path();
+            let bytes = std::fs::read(&file).unwrap();
+            let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if &sha == about_sha {
+                let mut bytes = bytes;
+                bytes[10] ^= 0x20;
+                std::fs::write(&file, bytes).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert_eq!(damaged, 1, "the cached copy of ABOUT.txt was found");
+    let mount = mount(&repo, cache.path(), &[]).unwrap();
+    let about = mount.lookup(1, b"ABOUT.txt").unwrap();
+    let handle = mount.open(about.ino).unwrap();
+    assert_eq!(mount.read(handle, 0, 4096).unwrap(), good, "the damaged copy was not served");
+}
