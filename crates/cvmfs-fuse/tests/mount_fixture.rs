@@ -306,3 +306,42 @@ fn a_killed_daemon_gives_errors_not_hangs_and_the_mountpoint_can_be_reused() {
     let _unmount = Unmount(mountpoint.clone());
     assert_eq!(std::fs::read(mountpoint.join("ABOUT.txt")).unwrap().len(), 65);
 }
+
+#[test]
+fn mount_t_cvmfs_runs_our_helper() {
+    // mount(8) runs /sbin/mount.cvmfs; in a private mount namespace we put ours there
+    // without touching the machine's /usr/sbin.
+    let repo = reference_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/cvmfs/config.d");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = write_config(dir.path(), &repo, "");
+    std::fs::copy(&conf, etc.join("fixture.test.local.conf")).unwrap();
+    let sbin = dir.path().join("sbin");
+    std::fs::create_dir(&sbin).unwrap();
+    for entry in std::fs::read_dir("/usr/sbin").unwrap() {
+        let entry = entry.unwrap();
+        let _ = std::os::unix::fs::symlink(entry.path(), sbin.join(entry.file_name()));
+    }
+    let _ = std::fs::remove_file(sbin.join("mount.cvmfs"));
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cvmfs2"), sbin.join("mount.cvmfs")).unwrap();
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let script = format!(
+        "mount --bind {sbin} /usr/sbin && mount -t cvmfs fixture.test.local {mp} && \
+         cat {mp}/ABOUT.txt && grep -c ' {mp} fuse' /proc/mounts; fusermount3 -u {mp}",
+        sbin = sbin.display(),
+        mp = mountpoint.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("CVMFS_CONFIG_ROOT", dir.path())
+        .env("CVMFS_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CernVM-FS: mounted cvmfs on"), "{stdout}");
+    assert!(stdout.contains("fixture.test.local - small test repository"), "{stdout}");
+    assert!(stdout.trim_end().ends_with('1'), "one cvmfs2 mount was listed: {stdout}");
+}
