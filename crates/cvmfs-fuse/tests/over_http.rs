@@ -239,3 +239,51 @@ fn parallel_readers_under_quota_pressure_never_see_a_wrong_byte() {
     };
     assert!(cache_size.starts_with("Current cache size is "), "{cache_size}");
 }
+
+#[test]
+fn the_legacy_2_1_repository_mounts_after_its_whitelist_is_re_signed() {
+    use cvmfs_testkit::fixtures::{legacy_repo, LEGACY_NOW};
+    let repo = legacy_repo();
+    // Its whitelist expired in 2015; re-sign it with its own master key (what
+    // `cvmfs_server resign` does), the rest stays exactly as upstream wrote it.
+    let keys_dir = repo.public_key.parent().unwrap();
+    let keys = cvmfs_publish::load_keys(&repo.fqrn, keys_dir).unwrap();
+    let whitelist = cvmfs_publish::publish::signed_whitelist(
+        &keys,
+        &repo.fqrn,
+        cvmfs_core::Algorithm::Sha1,
+        cvmfs_publish::publish::unix_now(),
+        30,
+    )
+    .unwrap();
+    // The expected listing: cvmfs-inspect on the original bytes, at a time the old
+    // whitelist was valid.
+    let cli = cvmfs_tools::cli::Cli {
+        repo: repo.storage.display().to_string(),
+        fqrn: repo.fqrn.clone(),
+        key: repo.public_key.display().to_string(),
+        tag: None,
+        date: None,
+        root_hash: None,
+        now: Some(LEGACY_NOW),
+        blacklist: None,
+        command: cvmfs_tools::cli::Command::Ls { recursive: true, long: true, path: "/".into() },
+    };
+    let mut expected = Vec::new();
+    cvmfs_tools::inspect::run(&cli, &mut expected).unwrap();
+    std::fs::write(repo.storage.join(".cvmfswhitelist"), whitelist).unwrap();
+
+    let nginx = Nginx::serve(repo.storage.parent().unwrap());
+    let squid = Squid::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = http_config(
+        dir.path(),
+        &repo.fqrn,
+        &nginx.url("@fqrn@"),
+        &squid.url(),
+        &repo.public_key,
+        "CVMFS_MAGIC_XATTRS_VISIBILITY=never\n",
+    );
+    let mounted = mount_with(&repo.fqrn, &conf, dir, &[]);
+    assert_eq!(listing(&mounted), String::from_utf8(expected).unwrap());
+}

@@ -130,7 +130,7 @@ pub fn walk(root: &Path, path: &Path, rows: &mut Vec<Row>) {
         let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         (Kind::File, Some(sha), None)
     };
-    let hardlink_key = (file_type.is_file() && meta.nlink() > 1).then_some((meta.ino(), 0));
+    let hardlink_key = (!file_type.is_dir() && meta.nlink() > 1).then_some((meta.ino(), 0));
     rows.push(Row {
         path: if shown == "/" { shown } else { shown.trim_end_matches('/').to_string() },
         kind,
