@@ -25,6 +25,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const UNKNOWN: i32 = 1;
     pub const OPTIONS: i32 = 2;
+    pub const PERMISSION: i32 = 3;
     pub const MOUNT: i32 = 4;
     pub const FUSE_LOOP: i32 = 6;
     pub const CACHE_DIR: i32 = 9;
@@ -99,19 +100,30 @@ pub struct Running {
 
 fn mount_session(inv: &Invocation) -> Result<Running, Failure> {
     let (config, params) = load_config(inv)?;
+    // With `-o uid=,gid=` the kernel mount is made now, as root, and served later by the
+    // unprivileged process through the open /dev/fuse descriptor.
+    let premounted = if inv.uid.is_some() || inv.gid.is_some() {
+        detach_stale_mount(&inv.mountpoint);
+        Some(mount_as_root_then_drop_credentials(inv)?)
+    } else {
+        detach_stale_mount(&inv.mountpoint);
+        None
+    };
     let variables: HashMap<String, String> = std::env::vars()
         .chain(params.iter().map(|(k, p)| (k.clone(), p.value.clone())))
         .chain([("CVMFS_FQRN".to_string(), inv.fqrn.clone())])
         .collect();
     let options = MountOptions { variables, ..MountOptions::default() };
     let mount = Arc::new(Mount::new(config, options).map_err(mount_failure)?);
-    detach_stale_mount(&inv.mountpoint);
     let threads = if inv.single_threaded { 0 } else { 8 };
     let passthrough = params.get("CVMFS_FUSE_PASSTHROUGH").is_none_or(config::typed::is_on);
     let fs = CvmfsFs::new(Arc::clone(&mount), threads, passthrough);
-    let session = Session::new(fs, &inv.mountpoint, &fuse_options(inv)).map_err(|e| {
-        Failure::new(exit::MOUNT, format!("failed to mount {}: {e}", inv.mountpoint.display()))
-    })?;
+    let session = match premounted {
+        Some(fd) => Session::from_fd(fs, fd, fuser::SessionACL::All),
+        None => Session::new(fs, &inv.mountpoint, &fuse_options(inv)).map_err(|e| {
+            Failure::new(exit::MOUNT, format!("failed to mount {}: {e}", inv.mountpoint.display()))
+        })?,
+    };
     info!(mountpoint = %inv.mountpoint.display(), "CernVM-FS: mounted cvmfs on {}", inv.mountpoint.display());
     let talk = start_talk(&mount, inv, params);
     Ok(Running { session, mount, _talk: talk })
@@ -278,4 +290,65 @@ fn detach_stale_mount(mountpoint: &std::path::Path) {
     if !detached {
         let _ = std::process::Command::new("fusermount3").arg("-u").arg("-z").arg(mountpoint).status();
     }
+}
+
+/// `-o uid=N,gid=M`: hand the mount point over (`grab_mountpoint`), make the kernel mount
+/// as root on a /dev/fuse descriptor (read-only, nodev, nosuid, allow_other, owned by the
+/// target user), then switch to these credentials before anything is created or
+/// fetched, as upstream's loader does. Returns the descriptor to serve.
+fn mount_as_root_then_drop_credentials(inv: &Invocation) -> Result<OwnedFd, Failure> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (inv.uid.unwrap_or(libc::getuid()), inv.gid.unwrap_or(libc::getgid())) };
+    let failed = |what: &str| {
+        Failure::new(
+            exit::PERMISSION,
+            format!("{what}: {} (uid={uid}, gid={gid})", std::io::Error::last_os_error()),
+        )
+    };
+    if inv.grab_mountpoint {
+        std::os::unix::fs::chown(&inv.mountpoint, Some(uid), Some(gid)).map_err(|e| {
+            Failure::new(exit::PERMISSION, format!("cannot hand {} over: {e}", inv.mountpoint.display()))
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&inv.mountpoint, std::fs::Permissions::from_mode(0o755));
+    }
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| Failure::new(exit::MOUNT, format!("cannot open /dev/fuse: {e}")))?;
+    let fd = OwnedFd::from(device);
+    let options = format!(
+        "fd={},rootmode=40000,user_id={uid},group_id={gid},allow_other",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    );
+    let source = c"cvmfs2";
+    let kind = c"fuse";
+    let target = std::ffi::CString::new(inv.mountpoint.as_os_str().as_bytes())
+        .map_err(|_| Failure::new(exit::OPTIONS, "mount point contains NUL"))?;
+    let data =
+        std::ffi::CString::new(options).map_err(|_| Failure::new(exit::OPTIONS, "bad mount options"))?;
+    let flags = libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID;
+    // SAFETY: mount(2) with NUL-terminated strings that live across the call.
+    if unsafe { libc::mount(source.as_ptr(), target.as_ptr(), kind.as_ptr(), flags, data.as_ptr().cast()) }
+        != 0
+    {
+        return Err(Failure::new(
+            exit::MOUNT,
+            format!("failed to mount {}: {}", inv.mountpoint.display(), std::io::Error::last_os_error()),
+        ));
+    }
+    // SAFETY: plain credential system calls; the order (groups, gid, uid) matters.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(failed("setgroups"));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(failed("setgid"));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(failed("setuid"));
+        }
+    }
+    Ok(fd)
 }

@@ -204,7 +204,7 @@ fn parallel_readers_under_quota_pressure_never_see_a_wrong_byte() {
     );
     let mounted = mount_with(FQRN, &conf, dir, &[]);
     let seconds: u64 =
-        std::env::var("CVMFS_TEST_READER_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+        std::env::var("CVMFS_TEST_READER_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let names: Vec<String> = expected.keys().cloned().collect();
     let until = Instant::now() + Duration::from_secs(seconds);
     let reads: u64 = std::thread::scope(|scope| {
@@ -286,4 +286,44 @@ fn the_legacy_2_1_repository_mounts_after_its_whitelist_is_re_signed() {
     );
     let mounted = mount_with(&repo.fqrn, &conf, dir, &[]);
     assert_eq!(listing(&mounted), String::from_utf8(expected).unwrap());
+}
+
+#[test]
+fn uid_and_gid_options_run_the_daemon_unprivileged() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = reference_repo();
+    let nginx = Nginx::serve(repo.storage.parent().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    const NOBODY: u32 = 65534;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let key = dir.path().join("key.pub");
+    std::fs::copy(&repo.public_key, &key).unwrap();
+    let conf = http_config(dir.path(), &repo.fqrn, &nginx.url("@fqrn@"), "DIRECT", &key, "");
+    let mountpoint = dir.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cvmfs2"))
+        .arg("-f")
+        .arg("-o")
+        .arg(format!("config={},uid={NOBODY},gid={NOBODY},grab_mountpoint", conf.display()))
+        .arg(&repo.fqrn)
+        .arg(&mountpoint)
+        .env("CVMFS_LOG", "warn,fuser=off")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    assert!(line.starts_with("CernVM-FS: mounted cvmfs on"), "{line:?}");
+    let about = std::fs::read(mountpoint.join("ABOUT.txt"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = Command::new("fusermount3").arg("-u").arg(&mountpoint).status();
+    let _ = child.wait();
+    assert_eq!(about.unwrap().len(), 65);
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.split_whitespace().skip(1).all(|u| u == NOBODY.to_string()), "{uid_line}");
+    let cache_owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.path().join("cache")).unwrap());
+    assert_eq!(cache_owner, NOBODY, "the cache was created by the unprivileged daemon");
 }
