@@ -9,17 +9,9 @@ use std::process::Command;
 use cvmfs_client::config::{self, ClientConfig, ConfigSource, Parameters};
 use cvmfs_client::talk;
 
-fn source(fqrn: Option<&str>) -> ConfigSource {
-    let mut source = ConfigSource::system(fqrn);
-    if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
-        source.root = root.into();
-    }
-    source
-}
-
 /// `CVMFS_REPOSITORIES` of the global configuration.
 pub fn configured_repositories() -> Vec<String> {
-    let global = config::load(&source(None)).unwrap_or_default();
+    let global = config::load(&ConfigSource::from_environment(None)).unwrap_or_default();
     global
         .get("CVMFS_REPOSITORIES")
         .unwrap_or("")
@@ -30,7 +22,7 @@ pub fn configured_repositories() -> Vec<String> {
 }
 
 fn repository_config(fqrn: &str) -> Result<(ClientConfig, Parameters), String> {
-    let params = config::load(&source(Some(fqrn))).map_err(|e| e.to_string())?;
+    let params = config::load(&ConfigSource::from_environment(Some(fqrn))).map_err(|e| e.to_string())?;
     let config = ClientConfig::from_parameters(fqrn, &params).map_err(|e| e.to_string())?;
     Ok((config, params))
 }

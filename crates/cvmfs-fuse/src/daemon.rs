@@ -51,10 +51,7 @@ impl Failure {
 
 /// Reads the configuration of `inv.fqrn` (explicit files or the system hierarchy).
 pub fn load_config(inv: &Invocation) -> Result<(ClientConfig, config::Parameters), Failure> {
-    let mut source = ConfigSource::system(Some(&inv.fqrn));
-    if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
-        source.root = root.into();
-    }
+    let mut source = ConfigSource::from_environment(Some(&inv.fqrn));
     source.explicit_files = inv.config_files.clone();
     let params = config::load(&source).map_err(|e| Failure::new(exit::OPTIONS, e.to_string()))?;
     let config = ClientConfig::from_parameters(&inv.fqrn, &params)

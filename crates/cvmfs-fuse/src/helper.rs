@@ -54,14 +54,6 @@ pub fn parse_helper_args(args: &[String]) -> Option<HelperArgs> {
     Some(out)
 }
 
-fn config_source(fqrn: Option<&str>) -> ConfigSource {
-    let mut source = ConfigSource::system(fqrn);
-    if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
-        source.root = root.into();
-    }
-    source
-}
-
 /// The repository name from the device: its last path component, with
 /// `CVMFS_DEFAULT_DOMAIN` appended when it has no dot.
 pub fn fqrn_of(device: &str, default_domain: Option<&str>) -> Option<String> {
@@ -76,12 +68,12 @@ pub fn fqrn_of(device: &str, default_domain: Option<&str>) -> Option<String> {
 
 /// Runs the helper; returns the exit code and prints what upstream prints.
 pub fn run_mount_helper(args: &HelperArgs, cvmfs2: &Path) -> i32 {
-    let global = config::load(&config_source(None)).unwrap_or_default();
+    let global = config::load(&ConfigSource::from_environment(None)).unwrap_or_default();
     let Some(fqrn) = fqrn_of(&args.device, global.get("CVMFS_DEFAULT_DOMAIN")) else {
         eprintln!("Invalid repository name: {}", args.device);
         return HELPER_PRECHECK;
     };
-    let params = match config::load(&config_source(Some(&fqrn))) {
+    let params = match config::load(&ConfigSource::from_environment(Some(&fqrn))) {
         Ok(params) => params,
         Err(e) => {
             eprintln!("Failed to read the configuration of {fqrn}: {e}");

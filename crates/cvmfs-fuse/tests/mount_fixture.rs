@@ -127,6 +127,17 @@ fn cvmfs_talk_reaches_the_mount() {
 }
 
 /// `mount.cvmfs` and `auto.cvmfs` are `cvmfs2` called by those names.
+/// A directory whose `etc/cvmfs/config.d` configures the fixture (for
+/// `CVMFS_CONFIG_ROOT`), with `extra` configuration lines.
+fn config_root(repo: &cvmfs_testkit::fixtures::FixtureRepo, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc/cvmfs/config.d");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = write_config(dir.path(), repo, extra);
+    std::fs::copy(&conf, etc.join(format!("{}.conf", repo.fqrn))).unwrap();
+    dir
+}
+
 fn as_named(dir: &Path, name: &str) -> PathBuf {
     let link = dir.join(name);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cvmfs2"), &link).unwrap();
@@ -136,11 +147,7 @@ fn as_named(dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn the_mount_helper_mounts_once_and_autofs_maps_names() {
     let repo = reference_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let etc = dir.path().join("etc/cvmfs/config.d");
-    std::fs::create_dir_all(&etc).unwrap();
-    let conf = write_config(dir.path(), &repo, "");
-    std::fs::copy(&conf, etc.join("fixture.test.local.conf")).unwrap();
+    let dir = config_root(&repo, "");
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir(&mountpoint).unwrap();
     let helper = as_named(dir.path(), "mount.cvmfs");
@@ -312,11 +319,7 @@ fn mount_t_cvmfs_runs_our_helper() {
     // mount(8) runs /sbin/mount.cvmfs; in a private mount namespace we put ours there
     // without touching the machine's /usr/sbin.
     let repo = reference_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let etc = dir.path().join("etc/cvmfs/config.d");
-    std::fs::create_dir_all(&etc).unwrap();
-    let conf = write_config(dir.path(), &repo, "");
-    std::fs::copy(&conf, etc.join("fixture.test.local.conf")).unwrap();
+    let dir = config_root(&repo, "");
     let sbin = dir.path().join("sbin");
     std::fs::create_dir(&sbin).unwrap();
     for entry in std::fs::read_dir("/usr/sbin").unwrap() {

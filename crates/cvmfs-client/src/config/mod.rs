@@ -126,6 +126,16 @@ impl ConfigSource {
         }
     }
 
+    /// [`ConfigSource::system`], read below `$CVMFS_CONFIG_ROOT` instead of `/` when that
+    /// environment variable is set (tests, unprivileged set-ups).
+    pub fn from_environment(fqrn: Option<&str>) -> ConfigSource {
+        let mut source = ConfigSource::system(fqrn);
+        if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
+            source.root = root.into();
+        }
+        source
+    }
+
     fn etc(&self) -> PathBuf {
         self.root.join("etc/cvmfs")
     }

@@ -11,23 +11,15 @@ fn usage() -> ! {
     std::process::exit(1);
 }
 
-fn config_source(fqrn: Option<&str>) -> ConfigSource {
-    let mut source = ConfigSource::system(fqrn);
-    if let Ok(root) = std::env::var("CVMFS_CONFIG_ROOT") {
-        source.root = root.into();
-    }
-    source
-}
-
 /// `<workspace>/cvmfs_io.<fqrn>` from the repository's configuration.
 fn socket_of(instance: &str) -> Result<PathBuf, String> {
-    let global = config::load(&config_source(None)).map_err(|e| e.to_string())?;
+    let global = config::load(&ConfigSource::from_environment(None)).map_err(|e| e.to_string())?;
     let fqrn = if instance.contains('.') {
         instance.to_string()
     } else {
         format!("{instance}.{}", global.get("CVMFS_DEFAULT_DOMAIN").unwrap_or("cern.ch"))
     };
-    let params = config::load(&config_source(Some(&fqrn))).map_err(|e| e.to_string())?;
+    let params = config::load(&ConfigSource::from_environment(Some(&fqrn))).map_err(|e| e.to_string())?;
     let config = ClientConfig::from_parameters(&fqrn, &params).map_err(|e| e.to_string())?;
     Ok(talk::socket_path(&config.effective_workspace(), &fqrn))
 }
@@ -69,7 +61,7 @@ fn main() {
             false
         }
         None => {
-            let global = config::load(&config_source(None)).unwrap_or_default();
+            let global = config::load(&ConfigSource::from_environment(None)).unwrap_or_default();
             let repos: Vec<String> = global
                 .get("CVMFS_REPOSITORIES")
                 .unwrap_or("")
